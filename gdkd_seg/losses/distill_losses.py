@@ -1,0 +1,196 @@
+"""Registered pixel-wise distillation losses (thin wrappers of ``functional``).
+
+Each loss is called as ``loss(student_logits, teacher_logits[, gt_seg])``.
+
+* Logits are ``(N, C)`` rows or ``(B, C, H, W)`` maps; maps are flattened to
+  per-pixel rows ``(B * H * W, C)``.
+* If the spatial sizes differ, the *teacher* map is bilinearly resized to the
+  student's grid (``align_corners=False``).
+* ``gt_seg`` is a ``(B, H', W')`` or ``(B, 1, H', W')`` label map at any
+  resolution (or ``(N,)`` labels for rows). It is resized to the logit grid by
+  nearest neighbour, and pixels equal to ``ignore_index`` contribute nothing.
+* The result is the mean over valid rows of the per-row loss (which already
+  carries ``T**2``), times ``loss_weight``. An all-ignored batch gives 0 with a
+  zero gradient. The teacher never receives gradient.
+
+Example config (mmseg scope)::
+
+    distill_losses = dict(
+        loss_gdkd=dict(type='GDKDLoss', k=3, temperature=1.0,
+                       w0=1.0, w1=1.0, w2=2.0, loss_weight=1.0))
+"""
+from typing import Optional
+
+import torch.nn as nn
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from . import functional as F
+
+
+class _DistillLoss(nn.Module):
+    """Shared call contract; subclasses define ``row_losses``."""
+
+    needs_labels = False
+
+    def __init__(self,
+                 temperature: float = 1.0,
+                 loss_weight: float = 1.0,
+                 ignore_index: int = 255,
+                 reduction: str = 'mean',
+                 loss_name: str = 'loss_kd') -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}')
+        if reduction not in ('mean', 'sum', 'none'):
+            raise ValueError("reduction must be 'mean', 'sum' or 'none', "
+                             f'got {reduction!r}')
+        if not loss_name.startswith('loss_'):
+            raise ValueError('loss_name must start with "loss_" so mmengine '
+                             f'backpropagates it, got {loss_name!r}')
+        self.temperature = float(temperature)
+        self.loss_weight = loss_weight
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self._loss_name = loss_name
+
+    @property
+    def loss_name(self) -> str:
+        """Name of the loss item in the loss dict."""
+        return self._loss_name
+
+    def row_losses(self, student_rows: Tensor, teacher_rows: Tensor,
+                   labels: Optional[Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self,
+                student_logits: Tensor,
+                teacher_logits: Tensor,
+                gt_seg: Optional[Tensor] = None) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            student_logits (Tensor): ``(N, C)`` or ``(B, C, H, W)``.
+            teacher_logits (Tensor): same layout; spatial size may differ.
+            gt_seg (Tensor, optional): labels for ignore masking (and the
+                DKD partition), at any resolution.
+
+        Returns:
+            Tensor: scalar for ``'mean'``/``'sum'``, ``(rows,)`` for
+            ``'none'``; float32 (float64 for float64 inputs).
+        """
+        teacher_logits = F.align_teacher(student_logits, teacher_logits)
+        labels = valid = None
+        if gt_seg is not None:
+            labels = F.labels_to_rows(gt_seg, student_logits)
+            valid = labels != self.ignore_index
+        elif self.needs_labels:
+            raise ValueError(f'{type(self).__name__} partitions by the ground '
+                             'truth: call it with gt_seg')
+        rows = self.row_losses(
+            F.flatten_logits(student_logits),
+            F.flatten_logits(teacher_logits), labels)
+        return self.loss_weight * F.reduce_rows(rows, valid, self.reduction)
+
+
+@MODELS.register_module()
+class KDLoss(_DistillLoss):
+    """Classic KD: ``T^2 KL(softmax(t/T) || softmax(s/T))`` per pixel.
+
+    Hinton et al., "Distilling the Knowledge in a Neural Network", 2015.
+
+    Args:
+        temperature (float): T. Default 1.0 (pixel-wise KD in segmentation).
+        loss_weight (float): Multiplier of the loss. Default 1.0.
+        ignore_index (int): Label of pixels to skip. Default 255.
+        reduction (str): 'mean' over valid rows, 'sum' or 'none'.
+        loss_name (str): Key in the loss dict. Default 'loss_kd'.
+    """
+
+    def __init__(self, temperature: float = 1.0, loss_name='loss_kd',
+                 **kwargs) -> None:
+        super().__init__(temperature=temperature, loss_name=loss_name,
+                         **kwargs)
+
+    def row_losses(self, student_rows, teacher_rows, labels):
+        return F.kd_loss(student_rows, teacher_rows, self.temperature)
+
+
+@MODELS.register_module()
+class DKDLoss(_DistillLoss):
+    """DKD, partitioned by the ground-truth class (needs ``gt_seg``).
+
+    Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022:
+    ``T^2 [alpha * TCKD + beta * NCKD]`` with TCKD the KL of the binary
+    (target, non-target) masses and NCKD the KL among non-target classes.
+
+    Args:
+        alpha (float): TCKD weight. Default 1.0.
+        beta (float): NCKD weight. Default 8.0 (the DKD paper's).
+        temperature (float): T. Default 1.0.
+        loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
+        loss_name (str): Default 'loss_dkd'.
+    """
+
+    needs_labels = True
+
+    def __init__(self, alpha: float = 1.0, beta: float = 8.0,
+                 temperature: float = 1.0, loss_name='loss_dkd',
+                 **kwargs) -> None:
+        super().__init__(temperature=temperature, loss_name=loss_name,
+                         **kwargs)
+        self.alpha = alpha
+        self.beta = beta
+
+    def row_losses(self, student_rows, teacher_rows, labels):
+        return F.dkd_loss(student_rows, teacher_rows, labels, self.alpha,
+                          self.beta, self.temperature)
+
+
+@MODELS.register_module()
+class GDKDLoss(_DistillLoss):
+    """GDKD: the teacher's top-k classes vs the rest, no label needed.
+
+    Zheng & Cheng, "Rethinking Decoupled Knowledge Distillation: A Predictive
+    Distribution Perspective", arXiv 2512.04625:
+    ``T^2 [w0 KL(Q||P) + w1 KL(q^top||p^top) + w2 KL(q^rest||p^rest)]``.
+    ``gt_seg`` is only used for ignore masking. Ties at the k-th teacher
+    logit go to the lowest class index.
+
+    Args:
+        k (int): Size of the top group. Default 3 (official seg setting).
+        temperature (float): T. Default 1.0.
+        w0, w1, w2 (float): Binary, top-k and rest weights. Defaults 1, 1, 2.
+        loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
+        loss_name (str): Default 'loss_gdkd'.
+    """
+
+    def __init__(self, k: int = 3, temperature: float = 1.0, w0: float = 1.0,
+                 w1: float = 1.0, w2: float = 2.0, loss_name='loss_gdkd',
+                 **kwargs) -> None:
+        super().__init__(temperature=temperature, loss_name=loss_name,
+                         **kwargs)
+        if k < 1:
+            raise ValueError(f'k must be >= 1, got {k}')
+        self.k, self.w0, self.w1, self.w2 = k, w0, w1, w2
+
+    def row_losses(self, student_rows, teacher_rows, labels):
+        return F.gdkd_loss(student_rows, teacher_rows, self.k, self.w0,
+                           self.w1, self.w2, self.temperature)
+
+
+@MODELS.register_module()
+class GDKD3Loss(GDKDLoss):
+    """GDKD3: top-1 / top-2..k / rest (the paper's variant for transformer
+    teachers). ``w0`` weights the 3-way group KL, ``w1`` the top-2..k leaf
+    and ``w2`` the rest leaf. Default ``k=3``; needs ``k >= 2``.
+    """
+
+    def __init__(self, k: int = 3, loss_name='loss_gdkd3', **kwargs) -> None:
+        if k < 2:
+            raise ValueError(f'GDKD3 needs k >= 2, got {k}')
+        super().__init__(k=k, loss_name=loss_name, **kwargs)
+
+    def row_losses(self, student_rows, teacher_rows, labels):
+        return F.gdkd3_loss(student_rows, teacher_rows, self.k, self.w0,
+                            self.w1, self.w2, self.temperature)
