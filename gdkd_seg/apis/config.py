@@ -6,7 +6,8 @@ import os.path as osp
 import re
 from typing import Optional
 
-from mmengine.config import Config, DictAction
+import torch
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
 from ..distillers.base import resolve_model_cfg
@@ -42,12 +43,39 @@ def load_config(path: str, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if not torch.cuda.is_available():
+        use_bn_without_cuda(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def use_bn_without_cuda(cfg: Config) -> None:
+    """Replace SyncBN by BN in the model(s) of a run without CUDA.
+
+    SyncBN has no CPU kernel, and mmengine reverts it to BN only for
+    non-distributed runs; a CPU DDP run (gloo) would fail on the first
+    batch. A distiller's student/teacher config paths are resolved to dicts
+    here so their norm layers are reachable.
+    """
+    if cfg.model.get('type') in DISTILLER_TYPES:
+        for role in ('student', 'teacher'):
+            cfg.model[role] = resolve_model_cfg(cfg.model[role], role)
+    cfg.model = _replace_type(cfg.model, 'SyncBN', 'BN')
+
+
+def _replace_type(node, old: str, new: str):
+    if isinstance(node, dict):
+        return ConfigDict({
+            k: new if k == 'type' and v == old else _replace_type(v, old, new)
+            for k, v in node.items()
+        })
+    if isinstance(node, (list, tuple)):
+        return type(node)(_replace_type(v, old, new) for v in node)
+    return node
 
 
 def student_config(cfg: Config) -> Config:
