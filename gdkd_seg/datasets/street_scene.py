@@ -520,8 +520,8 @@ def _draw_side(scene: Scene, street: Street, side: int,
         z0, z = z, min(z + rng.uniform(8, 30), stop)
         kind = rng.choice(['building', 'building', 'building', 'vegetation',
                            'wall', 'open'])
-        if not blocks and focus == WALL and side < 0:
-            kind = 'wall'
+        if focus == WALL and side < 0 and z0 < 45 and z > 15:
+            kind = 'wall'  # where the left facade line is in view
         blocks.append((z0, z, str(kind), rng.uniform(6, 24)))
 
     for z0, z1, kind, height in reversed(blocks):  # far to near
@@ -916,12 +916,17 @@ def _place_objects(scene: Scene, street: Street,
                 depth(4, 40), _side_view(rng, 0.3))
 
     lanes = (-street.road[-1] + 1.3, street.road[1] - 1.3)
+    focus_at = _add_focus(rng, street, focus, lanes, add)
     # Trams (train) only cross or come from the focus schedule: lane
     # traffic is cars with some trucks and buses.
     vehicle_mix = [CAR] * 16 + [TRUCK, BUS]
     for _ in range(int(rng.poisson(3.0))):
         code = vehicle_mix[rng.integers(len(vehicle_mix))]
-        add(vehicle_rear(rng, code), rng.uniform(*lanes), depth(7, far))
+        x, z = rng.uniform(*lanes), depth(7, far)
+        if (focus_at is not None and abs(x - focus_at[0]) < 2.5
+                and z < focus_at[1]):  # keep the focus object in view
+            z = focus_at[1] + rng.uniform(4, 20)
+        add(vehicle_rear(rng, code), x, z)
     for _ in range(int(rng.poisson(0.4))):  # cyclists along the curb
         code = BICYCLE if rng.random() < 0.6 else MOTORCYCLE
         x = rng.choice(lanes) + rng.uniform(-0.5, 0.5)
@@ -939,8 +944,6 @@ def _place_objects(scene: Scene, street: Street,
             if rng.random() < 0.6:
                 add(street_pole(rng, -s, TRAFFIC_LIGHT),
                     s * (street.road[s] + 0.5), street.cross_z - 0.5)
-
-    _add_focus(rng, street, focus, lanes, add)
     return items
 
 
@@ -951,34 +954,47 @@ def _side_view(rng: np.random.Generator, low: float = 1.0,
     return (1.0 if rng.random() < 0.5 else -1.0) * rng.uniform(low, high)
 
 
-def _add_focus(rng, street, focus, lanes, add) -> None:
+def _add_focus(rng: np.random.Generator, street: Street,
+               focus: Optional[int], lanes: Tuple[float, float],
+               add: Callable) -> Optional[Tuple[float, float]]:
     """One clearly visible instance of a scheduled rare class.
 
     Rare classes (train, motorcycle, ...) would otherwise be missing from
     small sets; the caller cycles ``focus`` through them by image index.
+
+    Returns:
+        tuple[float, float] | None: Where the object stands, ``(x, z)`` in
+        metres, if one was added.
     """
     near = rng.uniform(9, 20)
     s = -1 if rng.random() < 0.5 else 1
+    curb = s * (street.road[s] + street.verge[s] + 0.5)
     if focus in (CAR, TRUCK, BUS, TRAIN):
         x = rng.uniform(*lanes)
         if focus == TRAIN:
             street.rails = x
         if focus == TRAIN and rng.random() < 0.5:
-            add(vehicle_side(rng, focus), x, near + 8, _side_view(rng))
+            near += 8  # a whole tram, seen from the side
+            add(vehicle_side(rng, focus), x, near, _side_view(rng))
         else:
             add(vehicle_rear(rng, focus), x, near)
-    elif focus in (MOTORCYCLE, BICYCLE, RIDER):
+        return x, near
+    if focus in (MOTORCYCLE, BICYCLE, RIDER):
         code = focus if focus != RIDER else (
             BICYCLE if rng.random() < 0.5 else MOTORCYCLE)
-        add(two_wheeler(rng, code, ridden=True), lanes[(s + 1) // 2], near,
+        x = lanes[(s + 1) // 2]
+        add(two_wheeler(rng, code, ridden=True), x, near,
             _side_view(rng, 0.5))
-    elif focus == PERSON:
-        add(person(rng), s * (street.road[s] + street.verge[s] + 1.0),
-            near * 0.6)
-    elif focus in (TRAFFIC_LIGHT, TRAFFIC_SIGN, POLE):
+        return x, near
+    if focus == PERSON:
+        add(person(rng), curb + s * 0.5, near * 0.6)
+        return curb + s * 0.5, near * 0.6
+    if focus in (TRAFFIC_LIGHT, TRAFFIC_SIGN, POLE):
+        # Far enough that the sign or light is not above the image.
         carries = None if focus == POLE else focus
-        add(street_pole(rng, -s, carries),
-            s * (street.road[s] + street.verge[s] + 0.5), near * 0.7)
+        add(street_pole(rng, -s, carries), curb, near * 1.4)
+        return curb, near * 1.4
+    return None
 
 
 def _draw_ego_vehicle(scene: Scene) -> None:
