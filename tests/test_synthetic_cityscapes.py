@@ -153,6 +153,8 @@ def test_meta_json_matches_the_files(root):
     meta = read_meta(root)
     assert meta['generator'] == synth.GENERATOR
     assert meta['version'] == synth.GENERATOR_VERSION
+    assert meta['fingerprint'] == synth.generator_fingerprint()
+    assert len(meta['fingerprint']['source_sha256']) == 16
     assert meta['complete'] is True
     assert meta['params'] == PARAMS
     assert meta['classes'] == list(CLASSES)
@@ -248,6 +250,30 @@ def test_incomplete_or_damaged_data_is_regenerated(tmp_path):
     assert read_meta(root)['complete'] is True
 
 
+@pytest.mark.parametrize('field', ['source_sha256', 'numpy', 'opencv'])
+def test_data_from_other_generator_code_is_regenerated(tmp_path, field):
+    root = str(tmp_path)
+    generate_synthetic_cityscapes(root, **TINY)
+    meta = read_meta(root)
+    meta['fingerprint'][field] = 'something else'
+    with open(osp.join(root, 'meta.json'), 'w') as f:
+        json.dump(meta, f)
+    assert generate_synthetic_cityscapes(root, **TINY)['reused'] is False
+    assert read_meta(root)['fingerprint'] == synth.generator_fingerprint()
+
+
+def test_fingerprint_follows_the_renderer_source(tmp_path, monkeypatch):
+    from gdkd_seg.datasets import street_scene
+    before = synth.generator_fingerprint()
+    edited = tmp_path / 'street_scene.py'
+    with open(street_scene.__file__) as f:
+        edited.write_text(f.read() + '# an edit\n')
+    monkeypatch.setattr(street_scene, '__file__', str(edited))
+    after = synth.generator_fingerprint()
+    assert after['source_sha256'] != before['source_sha256']
+    assert dict(after, source_sha256=None) == dict(before, source_sha256=None)
+
+
 def test_foreign_cityscapes_data_is_never_deleted(tmp_path):
     root = str(tmp_path)
     real = tmp_path / 'leftImg8bit' / 'train' / 'aachen'
@@ -273,13 +299,18 @@ def test_command_line_tool(tmp_path, capsys):
     assert 'wrote' in out and '3 train' in out and '2 val' in out
     assert read_meta(root)['params'] == dict(
         num_train=3, num_val=2, height=32, width=64, seed=5)
-    # Two rows of (image | coloured label), each 32 x (2 * 64) pixels.
-    figure = _read(montage)
+    # Two rows of (image | coloured label), each 32 x (2 * 64) pixels, in
+    # mmseg's Cityscapes palette with ignore in black.
+    from mmseg.datasets import CityscapesDataset
+    palette = np.zeros((256, 3), np.uint8)
+    palette[:19] = CityscapesDataset.METAINFO['palette']
+    figure = _read(montage)[..., ::-1]  # BGR on disk
     assert figure.shape == (2 * 32, 2 * 64, 3)
-    _, train_ids, _ = render_sample('train', 1, 32, 64, 5)
-    sky = train_ids == CLASSES.index('sky')
-    assert sky.any()
-    sky_bgr = (180, 130, 70)  # mmseg's Cityscapes palette, BGR on disk
-    assert (figure[32:, 64:][sky] == sky_bgr).all()
+    for row in range(2):
+        image, train_ids, _ = render_sample('train', row, 32, 64, 5)
+        tile = figure[32 * row:32 * (row + 1)]
+        np.testing.assert_array_equal(tile[:, :64], image)
+        np.testing.assert_array_equal(tile[:, 64:], palette[train_ids])
+        assert (tile[:, 64:][train_ids == 0] == (128, 64, 128)).all()  # road
     tool['main'](argv)
     assert 'reused' in capsys.readouterr().out

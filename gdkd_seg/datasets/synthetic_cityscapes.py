@@ -13,11 +13,14 @@ so mmseg's ``CityscapesDataset`` (``img_suffix='_leftImg8bit.png'``,
 :func:`gdkd_seg.datasets.street_scene.render_street_scene`; see its module
 docstring for how they are designed.
 
-Every image is a pure function of ``(seed, split, index, height, width)``:
-growing ``num_train`` keeps the existing images byte for byte, and train and
-val never share a random stream. ``meta.json`` records the parameters, so a
-second call with the same ones reuses the data instead of rewriting it.
+Every image is a pure function of ``(seed, split, index, height, width)``
+and the generator code: growing ``num_train`` keeps the existing images byte
+for byte, and train and val never share a random stream. ``meta.json``
+records the parameters and a fingerprint of the code and of the numpy and
+OpenCV versions, so a second call reuses the data only if it would write the
+same bytes again.
 """
+import hashlib
 import json
 import os
 import os.path as osp
@@ -27,12 +30,14 @@ from typing import Dict, Tuple
 import cv2
 import numpy as np
 
+from . import street_scene
 from .street_scene import (BICYCLE, BUS, EGO_VEHICLE, FENCE, MOTORCYCLE,
                            NUM_CLASSES, PERSON, RIDER, STATIC, TERRAIN,
                            TRAFFIC_LIGHT, TRAFFIC_SIGN, TRAIN, TRUCK,
                            UNLABELED, WALL, render_street_scene)
 
-# Bump whenever the rendered pixels change, so stale data is regenerated.
+# The layout and meta.json format; pixel changes are caught by the
+# fingerprint (generator_fingerprint) without anyone having to bump this.
 GENERATOR_VERSION = 1
 GENERATOR = 'gdkd_seg.datasets.synthetic_cityscapes'
 META_FILE = 'meta.json'
@@ -167,9 +172,27 @@ def _write_meta(root: str, meta: dict) -> None:
         f.write('\n')
 
 
+def generator_fingerprint() -> dict:
+    """What the pixels depend on besides the parameters.
+
+    The source of the renderer and of this module (any edit regenerates
+    stale data), and the numpy and OpenCV versions (random streams and
+    rasterisation could change between releases).
+    """
+    digest = hashlib.sha256()
+    for path in (street_scene.__file__, __file__):
+        with open(path, 'rb') as f:
+            digest.update(f.read())
+    return dict(
+        source_sha256=digest.hexdigest()[:16],
+        numpy=np.__version__,
+        opencv=cv2.__version__)
+
+
 def _reusable(root: str, meta, params: dict) -> bool:
     if (meta is None or meta.get('generator') != GENERATOR
             or meta.get('version') != GENERATOR_VERSION
+            or meta.get('fingerprint') != generator_fingerprint()
             or meta.get('params') != params or not meta.get('complete')):
         return False
     counts = dict(train=params['num_train'], val=params['num_val'])
@@ -187,8 +210,9 @@ def generate_synthetic_cityscapes(root: str,
                                   overwrite: bool = False) -> dict:
     """Write (or reuse) a synthetic Cityscapes-format dataset under ``root``.
 
-    Existing data is reused when its ``meta.json`` records the same generator
-    version and parameters and all files are there; otherwise, or with
+    Existing data is reused when its ``meta.json`` records the same
+    parameters and generator (version and fingerprint) and all files are
+    there; otherwise, or with
     ``overwrite``, the ``leftImg8bit`` and ``gtFine`` folders are deleted and
     written again. A ``root`` holding Cityscapes-layout data that this
     function did not write (no ``meta.json`` of ours) is never deleted.
@@ -233,6 +257,7 @@ def generate_synthetic_cityscapes(root: str,
     meta = dict(
         generator=GENERATOR,
         version=GENERATOR_VERSION,
+        fingerprint=generator_fingerprint(),
         complete=False,  # an interrupted run is regenerated, never reused
         params=params,
         classes=list(CLASSES),
