@@ -58,8 +58,8 @@ def workspace(tmp_path_factory):
     return root, data
 
 
-def student_options(data, teacher_ckpt, iters, extra=()):
-    return small_run_options(data, iters, extra=(
+def student_options(data, teacher_ckpt, iters, extra=(), batch=4):
+    return small_run_options(data, iters, batch=batch, extra=(
         f'model.teacher_ckpt={teacher_ckpt}',
         'model.student.decode_head.dropout_ratio=0',
         'model.student.auxiliary_head.dropout_ratio=0', *extra))
@@ -77,11 +77,13 @@ def test_train_crash_resume_test_export(workspace):
 
     # A run killed right after its iteration-2 checkpoint, then resumed.
     crashed = str(root / 'crashed')
-    run([sys.executable, 'tools/train.py', GDKD, '--work-dir', crashed,
-         *student_options(data, teacher_ckpt, 4, extra=(
-             'custom_imports.imports=[gdkd_seg,crash_hook]',
-             'custom_hooks=[dict(type=CrashAfterIterHook,iters=2)]'))],
-        expect_rc=3)
+    crashing = root / 'crashing.py'
+    crashing.write_text(
+        f'_base_ = {GDKD!r}\n'
+        "custom_imports = dict(imports=['gdkd_seg', 'crash_hook'])\n"
+        "custom_hooks = [dict(type='CrashAfterIterHook', iters=2)]\n")
+    run([sys.executable, 'tools/train.py', str(crashing), '--work-dir',
+         crashed, *student_options(data, teacher_ckpt, 4)], expect_rc=3)
     assert not osp.exists(osp.join(crashed, 'iter_4.pth'))
     log = run([sys.executable, 'tools/train.py', GDKD, '--work-dir', crashed,
                '--resume', *student_options(data, teacher_ckpt, 4)])
@@ -133,8 +135,8 @@ def test_ddp_two_processes_with_torchrun(workspace):
     log = run([
         'bash', 'tools/dist_train.sh', GDKD, '2', '--work-dir', work_dir,
         *student_options(data, str(root / 'teacher' / 'iter_2.pth'), 2,
-                         extra=('env_cfg.dist_cfg.backend=gloo', ))
-    ], env=dict(PORT=str(29500 + os.getpid() % 1000)))
+                         batch=2)
+    ], env=dict(PORT=str(29500 + os.getpid() % 1000), PYTHON=sys.executable))
     assert 'Distributed launcher: pytorch' in log or 'world_size: 2' in log
-    assert 'declares a total batch of 8' in log  # 2 x 4 != 1 x 8
+    assert 'declares a total batch of 8' in log  # 2 x 2 != 1 x 8
     assert osp.isfile(osp.join(work_dir, 'iter_2.pth'))
