@@ -274,6 +274,17 @@ def test_fingerprint_follows_the_renderer_source(tmp_path, monkeypatch):
     assert dict(after, source_sha256=None) == dict(before, source_sha256=None)
 
 
+@pytest.mark.parametrize('bad', [dict(seed=-1), dict(num_val=-1),
+                                 dict(height=8)])
+def test_bad_parameters_fail_before_existing_data_is_touched(tmp_path, bad):
+    root = str(tmp_path)
+    generate_synthetic_cityscapes(root, **TINY)
+    before = _all_files(root)
+    with pytest.raises(AssertionError, match='expected'):
+        generate_synthetic_cityscapes(root, **dict(TINY, **bad))
+    assert _all_files(root) == before and read_meta(root)['complete']
+
+
 def test_foreign_cityscapes_data_is_never_deleted(tmp_path):
     root = str(tmp_path)
     real = tmp_path / 'leftImg8bit' / 'train' / 'aachen'

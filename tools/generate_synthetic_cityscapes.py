@@ -48,7 +48,8 @@ def write_montage(path: str, rows: int, height: int, width: int,
                                             seed)
         tiles.append(np.concatenate([image, palette[train_ids]], axis=1))
     figure = np.concatenate(tiles, axis=0)
-    if not cv2.imwrite(path, figure[..., ::-1]):
+    if not cv2.imwrite(path, figure[..., ::-1],
+                       [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         raise OSError(f'could not write {path}')
 
 

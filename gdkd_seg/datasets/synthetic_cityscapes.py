@@ -236,8 +236,12 @@ def generate_synthetic_cityscapes(root: str,
         FileExistsError: ``root`` has ``leftImg8bit``/``gtFine`` data
             without a ``meta.json`` written by this generator.
     """
-    assert num_train >= 0 and num_val >= 0, (
-        f'expected non-negative sizes, got {num_train}, {num_val}')
+    # Checked before anything is deleted.
+    assert min(num_train, num_val, seed) >= 0, (
+        'expected non-negative num_train, num_val and seed, got '
+        f'{num_train}, {num_val}, {seed}')
+    assert min(height, width) >= 16, (
+        f'expected at least 16x16 pixels, got {height}x{width}')
     params = dict(num_train=num_train, num_val=num_val, height=height,
                   width=width, seed=seed)
     meta = read_meta(root)
