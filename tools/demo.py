@@ -29,15 +29,15 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs', 'demo')
-TEACHER = 'teacher_deeplabv3-r18_1xb8-600it_synthetic-cityscapes-128x256.py'
+TEACHER = 'teacher_deeplabv3-r18_1xb8-400it_synthetic-cityscapes-128x256.py'
 RUNS = {
-    'student': 'student_deeplabv3-r18w16_1xb8-600it_synthetic-cityscapes-'
+    'student': 'student_deeplabv3-r18w16_1xb8-400it_synthetic-cityscapes-'
     '128x256.py',
-    'KD': 'kd_deeplabv3-r18_deeplabv3-r18w16_1xb8-600it_synthetic-'
+    'KD': 'kd_deeplabv3-r18_deeplabv3-r18w16_1xb8-400it_synthetic-'
     'cityscapes-128x256.py',
-    'DKD': 'dkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-600it_synthetic-'
+    'DKD': 'dkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-400it_synthetic-'
     'cityscapes-128x256.py',
-    'GDKD': 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-600it_synthetic-'
+    'GDKD': 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-400it_synthetic-'
     'cityscapes-128x256.py',
 }
 
@@ -51,7 +51,7 @@ def parse_args():
         '--methods', nargs='+', default=list(RUNS), choices=list(RUNS))
     parser.add_argument(
         '--iters', type=int, help='training iterations of every run '
-        '(default: the configs\', 600)')
+        '(default: the configs\', 400)')
     parser.add_argument('--num-train', type=int, default=300)
     parser.add_argument('--num-val', type=int, default=60)
     parser.add_argument(
