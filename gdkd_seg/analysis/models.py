@@ -56,3 +56,17 @@ def iterate_batches(model, dataloader, max_batches: Optional[int] = None
         data = model.data_preprocessor(data, False)
         gt = torch.stack([s.gt_sem_seg.data for s in data['data_samples']])
         yield data['inputs'], gt, images
+
+
+def add_data_args(parser) -> None:
+    """The flags both analysis tools share: what to run over, and where."""
+    parser.add_argument('--max-batches', type=int,
+                        help='stop after this many batches')
+    parser.add_argument('--split', default='val',
+                        choices=['train', 'val', 'test'],
+                        help="which of the config's dataloaders to use")
+    parser.add_argument('--data-root', help="override the data set's root")
+    parser.add_argument('--head', default='decode_head',
+                        choices=['decode_head', 'auxiliary_head'],
+                        help='whose logits to analyse')
+    parser.add_argument('--device', default='cpu')

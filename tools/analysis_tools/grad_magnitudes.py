@@ -18,6 +18,7 @@ import os.path as osp
 import gdkd_seg  # noqa: F401  (registers the losses, mmcv-lite shim)
 from gdkd_seg.analysis import measure_gradient_magnitudes, \
     plot_gradient_magnitudes
+from gdkd_seg.analysis.models import add_data_args
 
 
 def parse_args():
@@ -29,13 +30,7 @@ def parse_args():
     parser.add_argument('--k', type=int, default=3,
                         help="size of the teacher's top group (and GDKD's k)")
     parser.add_argument('--temperature', type=float, default=1.0)
-    parser.add_argument('--max-batches', type=int)
-    parser.add_argument('--split', default='val', choices=['train', 'val',
-                                                           'test'])
-    parser.add_argument('--data-root', help="override the data set's root")
-    parser.add_argument('--head', default='decode_head',
-                        choices=['decode_head', 'auxiliary_head'])
-    parser.add_argument('--device', default='cpu')
+    add_data_args(parser)
     return parser.parse_args()
 
 

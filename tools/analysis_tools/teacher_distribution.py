@@ -20,6 +20,7 @@ from gdkd_seg.analysis import (measure_teacher_distribution,
                                plot_distribution_per_class,
                                plot_reliability, plot_teacher_distribution,
                                plot_teacher_maps)
+from gdkd_seg.analysis.models import add_data_args
 
 
 def parse_args():
@@ -36,13 +37,7 @@ def parse_args():
         help="the head's grid (what distillation sees) or the label map's")
     parser.add_argument('--num-maps', type=int, default=4,
                         help='images in maps.png')
-    parser.add_argument('--max-batches', type=int)
-    parser.add_argument('--split', default='val', choices=['train', 'val',
-                                                           'test'])
-    parser.add_argument('--data-root', help="override the data set's root")
-    parser.add_argument('--head', default='decode_head',
-                        choices=['decode_head', 'auxiliary_head'])
-    parser.add_argument('--device', default='cpu')
+    add_data_args(parser)
     return parser.parse_args()
 
 
