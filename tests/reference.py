@@ -1,5 +1,7 @@
 """Independent float64 reference for the loss family: plain per-row
 probability math (softmax, sums, divisions), no log-space tricks."""
+import math
+
 import numpy as np
 
 
@@ -68,3 +70,12 @@ def gdkd_row_grad(s, t, k, w0, w1, w2, T):
         P, Q = p[m].sum(), q[m].sum()
         grad[m] = T * (w0 * p[m] / P * (P - Q) + w * (p[m] / P - q[m] / Q))
     return grad
+
+
+def adaptive_k_row(t, tau, T, max_k=None):
+    """Smallest k whose top-k teacher mass reaches tau (exact sums)."""
+    q = sorted((math.exp(x) for x in (t - t.max()) / T), reverse=True)
+    total = math.fsum(q)
+    k = next(k for k in range(1, len(q) + 1)
+             if math.fsum(q[:k]) >= tau * total)
+    return min(k, max_k or len(q))

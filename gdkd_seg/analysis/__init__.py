@@ -1,8 +1,20 @@
-"""Evaluation and figures shared by tools/demo.py and tools/analysis_tools."""
+"""Evaluation, analyses and figures shared by tools/demo.py and
+tools/analysis_tools."""
+from .distribution import (TeacherDistribution, expected_calibration_error,
+                           measure_teacher_distribution, pixel_statistics)
 from .evaluate import evaluate_segmentor, iterate_logits
-from .plots import plot_miou_bars, plot_per_class_iou, plot_samples
+from .gradients import GradientMagnitudes, measure_gradient_magnitudes
+from .plots import (plot_distribution_per_class, plot_gradient_magnitudes,
+                    plot_miou_bars, plot_per_class_iou, plot_reliability,
+                    plot_samples, plot_teacher_distribution,
+                    plot_teacher_maps)
 
 __all__ = [
-    'evaluate_segmentor', 'iterate_logits', 'plot_miou_bars',
-    'plot_per_class_iou', 'plot_samples'
+    'GradientMagnitudes', 'TeacherDistribution', 'evaluate_segmentor',
+    'expected_calibration_error', 'iterate_logits',
+    'measure_gradient_magnitudes', 'measure_teacher_distribution',
+    'pixel_statistics', 'plot_distribution_per_class',
+    'plot_gradient_magnitudes', 'plot_miou_bars', 'plot_per_class_iou',
+    'plot_reliability', 'plot_samples', 'plot_teacher_distribution',
+    'plot_teacher_maps'
 ]

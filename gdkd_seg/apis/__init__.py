@@ -1,8 +1,8 @@
 from .config import (add_launch_args, check_total_batch, load_config,
-                     student_config)
+                     student_config, teacher_config)
 from .inference import init_student, load_student_state
 
 __all__ = [
     'add_launch_args', 'check_total_batch', 'init_student', 'load_config',
-    'load_student_state', 'student_config'
+    'load_student_state', 'student_config', 'teacher_config'
 ]

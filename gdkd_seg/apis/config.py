@@ -95,13 +95,25 @@ def student_config(cfg: Config) -> Config:
     Used to test or export a distilled student as a plain mmseg model: the
     teacher is neither built nor loaded.
     """
+    return _model_config(cfg, 'student')
+
+
+def teacher_config(cfg: Config) -> Config:
+    """The same config with a distiller model replaced by its teacher (used
+    by the analysis tools to run the teacher alone)."""
+    return _model_config(cfg, 'teacher')
+
+
+def _model_config(cfg: Config, role: str) -> Config:
+    """A distiller's ``role`` model as a plain segmentor config, with the
+    distiller's data preprocessor as in training (plain configs unchanged)."""
     if cfg.model.get('type') not in DISTILLER_TYPES:
         return cfg
     cfg = cfg.copy()
-    student = resolve_model_cfg(cfg.model.student, 'student')
+    model = resolve_model_cfg(cfg.model[role], role)
     if cfg.model.get('data_preprocessor') is not None:
-        student['data_preprocessor'] = cfg.model.data_preprocessor
-    cfg.model = student
+        model['data_preprocessor'] = cfg.model.data_preprocessor
+    cfg.model = model
     return cfg
 
 
@@ -130,3 +142,4 @@ def check_total_batch(cfg: Config, config_path: str,
             logger='current',
             level=logging.WARNING)
     return declared
+

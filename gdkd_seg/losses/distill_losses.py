@@ -19,7 +19,7 @@ Example config (mmseg scope)::
         loss_gdkd=dict(type='GDKDLoss', k=3, temperature=1.0,
                        w0=1.0, w1=1.0, w2=2.0, loss_weight=1.0))
 """
-from typing import Optional
+from typing import Optional, Union
 
 import torch.nn as nn
 from mmseg.registry import MODELS
@@ -157,26 +157,45 @@ class GDKDLoss(_DistillLoss):
     ``gt_seg`` is only used for ignore masking. Ties at the k-th teacher
     logit go to the lowest class index.
 
+    ``k='adaptive'`` chooses k per pixel: the smallest top-k holding
+    ``adaptive_mass`` of the teacher's probability (at temperature T), at
+    most ``max_k`` (see ``functional.adaptive_k``)::
+
+        dict(type='GDKDLoss', k='adaptive', adaptive_mass=0.9, max_k=5)
+
     Args:
-        k (int): Size of the top group. Default 3 (official seg setting).
+        k (int | str): Size of the top group, or 'adaptive'. Default 3
+            (official seg setting).
+        adaptive_mass (float): tau in [0, 1] for ``k='adaptive'``.
+            Default 0.9.
+        max_k (int, optional): Cap on the adaptive k. Default None (C).
         temperature (float): T. Default 1.0.
         w0, w1, w2 (float): Binary, top-k and rest weights. Defaults 1, 1, 2.
         loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
         loss_name (str): Default 'loss_gdkd'.
     """
 
-    def __init__(self, k: int = 3, temperature: float = 1.0, w0: float = 1.0,
-                 w1: float = 1.0, w2: float = 2.0, loss_name='loss_gdkd',
-                 **kwargs) -> None:
+    def __init__(self, k: Union[int, str] = 3, temperature: float = 1.0,
+                 w0: float = 1.0, w1: float = 1.0, w2: float = 2.0,
+                 adaptive_mass: float = 0.9, max_k: Optional[int] = None,
+                 loss_name='loss_gdkd', **kwargs) -> None:
         super().__init__(temperature=temperature, loss_name=loss_name,
                          **kwargs)
-        if k < 1:
-            raise ValueError(f'k must be >= 1, got {k}')
+        if k != 'adaptive' and not (isinstance(k, int) and k >= 1):
+            raise ValueError(f"k must be an int >= 1 or 'adaptive', got {k!r}")
+        if not 0.0 <= adaptive_mass <= 1.0:
+            raise ValueError(
+                f'adaptive_mass must be in [0, 1], got {adaptive_mass}')
+        if max_k is not None and max_k < 1:
+            raise ValueError(f'max_k must be >= 1, got {max_k}')
         self.k, self.w0, self.w1, self.w2 = k, w0, w1, w2
+        self.adaptive_mass, self.max_k = adaptive_mass, max_k
 
     def row_losses(self, student_rows, teacher_rows, labels):
-        return F.gdkd_loss(student_rows, teacher_rows, self.k, self.w0,
-                           self.w1, self.w2, self.temperature)
+        k = self.k if self.k != 'adaptive' else F.adaptive_k(
+            teacher_rows, self.adaptive_mass, self.temperature, self.max_k)
+        return F.gdkd_loss(student_rows, teacher_rows, k, self.w0, self.w1,
+                           self.w2, self.temperature)
 
 
 @MODELS.register_module()
@@ -187,6 +206,8 @@ class GDKD3Loss(GDKDLoss):
     """
 
     def __init__(self, k: int = 3, loss_name='loss_gdkd3', **kwargs) -> None:
+        if not isinstance(k, int):
+            raise ValueError(f'GDKD3 needs an int k >= 2, got {k!r}')
         if k < 2:
             raise ValueError(f'GDKD3 needs k >= 2, got {k}')
         super().__init__(k=k, loss_name=loss_name, **kwargs)

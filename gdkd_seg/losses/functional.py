@@ -29,6 +29,11 @@ Inputs of any floating dtype are computed in float32 (or float64 if given).
 
 Ties at the k-th teacher logit are broken towards the lowest class index
 (a stable descending sort), so the partition is deterministic on every device.
+
+GDKD's k may also be chosen per row (:func:`adaptive_k`): the smallest top-k
+of the teacher holding a share ``tau`` of its probability mass, one answer to
+the open question of choosing k per pixel (a confident pixel gets k=1, an
+ambiguous boundary pixel a larger top group).
 """
 from typing import Optional, Sequence, Union
 
@@ -38,8 +43,8 @@ from torch import Tensor
 
 __all__ = [
     'flatten_logits', 'align_teacher', 'labels_to_rows', 'topk_group_index',
-    'partitioned_kl', 'reduce_rows', 'kd_loss', 'dkd_loss', 'gdkd_loss',
-    'gdkd3_loss'
+    'adaptive_k', 'partitioned_kl', 'reduce_rows', 'kd_loss', 'dkd_loss',
+    'gdkd_loss', 'gdkd3_loss'
 ]
 
 
@@ -129,21 +134,29 @@ def labels_to_rows(labels: Tensor, logits: Tensor) -> Tensor:
     return labels.reshape(-1).long()
 
 
-def topk_group_index(teacher_rows: Tensor, k: int) -> Tensor:
+def topk_group_index(teacher_rows: Tensor, k: Union[int, Tensor]) -> Tensor:
     """Rank of each class in the teacher's order, ties to the lowest index.
 
     Args:
         teacher_rows (Tensor): ``(N, C)`` teacher logits.
-        k (int): the partition size the caller will use; checked to be in
-            ``[1, C]``.
+        k (int | Tensor): the partition size the caller will use, one for all
+            rows or ``(N,)`` per row; checked to be in ``[1, C]``.
 
     Returns:
-        Tensor: ``(N, C)`` int64 rank (0 = the teacher's top class).
+        Tensor: ``(N, C)`` int64 rank (0 = the teacher's top class); the top
+        group of row ``n`` is ``rank < k[n]``.
     """
     num_classes = teacher_rows.shape[1]
-    if not 1 <= k <= num_classes:
+    if torch.is_tensor(k):
+        if k.shape != teacher_rows.shape[:1]:
+            raise ValueError(f'a per-row k must have shape '
+                             f'({len(teacher_rows)},), got {tuple(k.shape)}')
+        low, high = (int(k.min()), int(k.max())) if k.numel() else (1, 1)
+    else:
+        low = high = k
+    if not (1 <= low and high <= num_classes):
         raise ValueError(f'k must be in [1, {num_classes}] (the number of '
-                         f'classes), got {k}')
+                         f'classes), got {k if low == high else k.tolist()}')
     order = torch.sort(
         teacher_rows, dim=1, descending=True, stable=True).indices
     ranks = torch.empty_like(order)
@@ -151,6 +164,52 @@ def topk_group_index(teacher_rows: Tensor, k: int) -> Tensor:
         1, order,
         torch.arange(num_classes, device=order.device).expand_as(order))
     return ranks
+
+
+def adaptive_k(teacher_rows: Tensor,
+               mass: float,
+               temperature: float = 1.0,
+               max_k: Optional[int] = None) -> Tensor:
+    """Per row, the smallest k whose teacher top-k holds ``mass`` of ``q``.
+
+    ``k = min{k >= 1 : sum of the k largest q_i >= mass}`` with
+    ``q = softmax(t / T)``, capped at ``max_k``. Evaluated in float64 as
+    "the mass *outside* the top k is at most ``1 - mass``", summing the tail
+    from the smallest probability up, so ``mass=1`` gives exactly the classes
+    of nonzero float64 mass (all of them for finite logits within ~745 T of
+    the row's max) and ``mass -> 0`` gives k=1. Which of several tied classes
+    fills the top group is :func:`topk_group_index`'s business (lowest
+    index); k does not depend on it.
+
+    Args:
+        teacher_rows (Tensor): ``(N, C)`` teacher logits.
+        mass (float): the share ``tau`` in ``[0, 1]``.
+        temperature (float): T of the distribution being partitioned.
+        max_k (int, optional): upper bound on k (default C).
+
+    Returns:
+        Tensor: ``(N,)`` int64 k in ``[1, max_k]``.
+    """
+    num_classes = teacher_rows.shape[1]
+    max_k = num_classes if max_k is None else max_k
+    if not 0.0 <= mass <= 1.0:
+        raise ValueError(f'mass must be in [0, 1], got {mass}')
+    if not 1 <= max_k <= num_classes:
+        raise ValueError(f'max_k must be in [1, {num_classes}] (the number '
+                         f'of classes), got {max_k}')
+    if temperature <= 0:
+        raise ValueError(f'temperature must be > 0, got {temperature}')
+    logits = teacher_rows.detach().double()
+    weights = ((logits - logits.amax(dim=1, keepdim=True)) /
+               temperature).exp().sort(dim=1, descending=True).values
+    # suffix[:, j]: unnormalised mass of ranks >= j, smallest terms first.
+    suffix = weights.flip(1).cumsum(1).flip(1)
+    tail = torch.cat([suffix[:, 1:], suffix[:, :1] * 0], dim=1)
+    within = tail <= (1.0 - mass) * suffix[:, :1]
+    # The tail only shrinks as k grows (and is 0 at k = C), so the first
+    # True is the smallest k.
+    k = within.long().argmax(dim=1) + 1
+    return k.clamp(max=max_k)
 
 
 def _group_log_softmax(logits: Tensor, in_group: Tensor,
@@ -295,13 +354,20 @@ def dkd_loss(student_rows: Tensor,
 
 def gdkd_loss(student_rows: Tensor,
               teacher_rows: Tensor,
-              k: int = 3,
+              k: Union[int, Tensor] = 3,
               w0: float = 1.0,
               w1: float = 1.0,
               w2: float = 2.0,
               temperature: float = 1.0) -> Tensor:
-    """GDKD per row: teacher top-k vs the rest. Returns ``(N,)``."""
-    groups = (topk_group_index(teacher_rows, k) >= k).long()
+    """GDKD per row: teacher top-k vs the rest. Returns ``(N,)``.
+
+    ``k`` is one int for all rows or an ``(N,)`` tensor (see
+    :func:`adaptive_k`).
+    """
+    ranks = topk_group_index(teacher_rows, k)
+    if torch.is_tensor(k):
+        k = k.to(ranks.device)[:, None]
+    groups = (ranks >= k).long()
     return partitioned_kl(student_rows, teacher_rows, groups, 2, w0,
                           [w1, w2], temperature)
 
