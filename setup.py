@@ -39,6 +39,7 @@ setup(
         'full': ['mmcv>=2.0.0rc4,<2.2.0'],
         'cityscapes': ['cityscapesscripts'],
         'cls': ['mmpretrain==1.2.0', 'torchvision'],
+        'mmrazor': read_requirements('mmrazor.txt'),
         'tests': read_requirements('tests.txt'),
     },
     license='Apache License 2.0',

@@ -9,6 +9,6 @@ from .version import __version__
 
 compat.apply()
 
-from . import losses  # noqa: E402,F401  (registers modules)
+from . import distillers, losses  # noqa: E402,F401  (registers modules)
 
-__all__ = ['__version__', 'compat', 'losses']
+__all__ = ['__version__', 'compat', 'distillers', 'losses']

@@ -1,0 +1,65 @@
+"""Test a segmentor, or the student of a distiller config.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
+        [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+
+For a distiller config only the student is built and evaluated; the
+checkpoint may be a distiller checkpoint (``student.`` keys) or a plain mmseg
+one (e.g. from tools/export_student.py).
+"""
+import argparse
+
+from mmengine.runner import Runner
+
+from gdkd_seg.apis import add_launch_args, load_config, student_config
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test a segmentor')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--out', help='directory to save prediction results (PNG)')
+    parser.add_argument('--show', action='store_true', help='show results')
+    parser.add_argument(
+        '--show-dir', help='directory to save painted predictions')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='--show interval (s)')
+    parser.add_argument('--tta', action='store_true', help='test time aug')
+    add_launch_args(parser)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    cfg = student_config(load_config(args.config, args))
+    cfg.load_from = None  # loaded below, with distiller keys mapped
+    if args.show or args.show_dir:
+        hook = cfg.default_hooks.get('visualization')
+        if hook is None:
+            raise KeyError('--show/--show-dir need default_hooks.visualization')
+        hook.draw = True
+        if args.show:
+            hook.show = True
+            hook.wait_time = args.wait_time
+        if args.show_dir:
+            cfg.visualizer.save_dir = args.show_dir
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    runner = Runner.from_cfg(cfg)
+    revise_keys = [(r'^student\.', '')]
+    if args.tta:  # SegTTAModel holds the segmentor as `module`
+        revise_keys.append((r'^', 'module.'))
+    runner.load_checkpoint(args.checkpoint, revise_keys=revise_keys,
+                           strict=True)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
