@@ -111,24 +111,42 @@ def _new_grad(student: Tensor) -> Tuple[Tensor, Tensor]:
     return grad, _as_bcp(grad)
 
 
-def _topk_groups(t: Tensor, part: Partition) -> Tensor:
-    """``(C, L)`` group ids from the teacher's top-k, ties to lowest index.
+def _topk_mask(t: Tensor, k: int) -> Tensor:
+    """``(C, L)`` mask of the teacher's top-k classes, ties to lowest index.
 
-    K times: among still-available classes take the max, then the first
-    class that attains it. Exactly a stable descending sort's top-k, and
-    cheaper than sorting for the small k used here.
+    Everything above the k-th largest value is in; of the classes equal to
+    it, the lowest-indexed ones fill the remaining places. Exactly a stable
+    descending sort's top-k.
     """
-    last = part.num_groups - 1
-    gid = torch.full(t.shape, last, dtype=torch.long, device=t.device)
-    avail = torch.ones(t.shape, dtype=torch.bool, device=t.device)
-    neg_inf = t.new_tensor(float('-inf'))
-    for r in range(part.k):
-        top = torch.where(avail, t, neg_inf).amax(dim=0, keepdim=True)
-        first = (avail & (t == top)).byte().argmax(dim=0, keepdim=True)
-        group = 1 if part.kind == KIND_TOP1_TOPK and r > 0 else 0
-        gid.scatter_(0, first, group)
-        avail.scatter_(0, first, False)
-    return gid
+    kth = torch.topk(t, k, dim=0).values[-1:]
+    above = t > kth
+    tied = t == kth
+    places = k - above.sum(0, keepdim=True)
+    return above | (tied & (tied.cumsum(0) <= places))
+
+
+def _group_masks(t: Tensor, labels: Optional[Tensor],
+                 part: Partition) -> Optional[list]:
+    """One ``(C, L)`` boolean mask per group (None for a single group)."""
+    if part.kind == KIND_ONE_GROUP:
+        return None
+    if part.kind == KIND_LABEL:
+        classes = torch.arange(t.shape[0], device=t.device)[:, None]
+        target = classes == labels[None, :]
+        return [target, ~target]
+    top = _topk_mask(t, part.k)
+    if part.kind == KIND_TOPK:
+        return [top, ~top]
+    top1 = _topk_mask(t, 1)
+    return [top1, top & ~top1, ~top]
+
+
+def _per_class(masks: list, values: list) -> Tensor:
+    """``(C, L)``: each class gets its group's ``(L,)`` value."""
+    out = values[-1].expand(masks[0].shape)
+    for mask, value in zip(masks[:-1], values[:-1]):
+        out = torch.where(mask, value, out)
+    return out
 
 
 def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
@@ -147,34 +165,44 @@ def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
         tuple: ``(rows, grad)``: ``(L,)`` losses without ``T**2`` and the
         ``(C, L)`` gradient (or None).
     """
-    G, T = part.num_groups, part.temperature
-    C, L = s.shape
-    if part.kind == KIND_ONE_GROUP:
-        gid = torch.zeros((C, L), dtype=torch.long, device=s.device)
-    elif part.kind == KIND_LABEL:
-        classes = torch.arange(C, device=s.device)[:, None]
-        gid = (classes != labels[None, :]).long()
-    else:
-        gid = _topk_groups(t, part)
-
+    inv_t = 1.0 / part.temperature
+    masks = _group_masks(t, labels, part)
+    w = part.group_weights
     neg_inf = float('-inf')
-    ms = s.new_full((G, L), neg_inf).scatter_reduce_(0, gid, s, 'amax')
-    mt = s.new_full((G, L), neg_inf).scatter_reduce_(0, gid, t, 'amax')
-    xs = (s - ms.gather(0, gid)) / T
-    xt = (t - mt.gather(0, gid)) / T
+
+    def group_reduce(x, op, fill):
+        if masks is None:
+            return [op(x)]
+        return [op(torch.where(m, x, fill)) for m in masks]
+
+    def amax(x):
+        return x.amax(dim=0)
+
+    def total(x):
+        return x.sum(dim=0)
+
+    # Each group's log-softmax relative to the group's own max.
+    ms = group_reduce(s, amax, neg_inf)
+    mt = group_reduce(t, amax, neg_inf)
+    if masks is None:
+        xs, xt = (s - ms[0]) * inv_t, (t - mt[0]) * inv_t
+    else:
+        xs = (s - _per_class(masks, ms)) * inv_t
+        xt = (t - _per_class(masks, mt)) * inv_t
     es, et = xs.exp(), xt.exp()
     etd = torch.where(et > 0, et * (xt - xs), 0.)
-    zs = s.new_zeros((G, L)).scatter_add_(0, gid, es)
-    zt = s.new_zeros((G, L)).scatter_add_(0, gid, et)
-    a = s.new_zeros((G, L)).scatter_add_(0, gid, etd)
-    present = zt > 0  # non-empty groups
-    leaf = torch.where(present, a / zt - zt.log() + zs.log(), 0.)
-    w = s.new_tensor(part.group_weights)[:, None]
-    rows = (w * leaf).sum(0)
+    zs, zt = group_reduce(es, total, 0.), group_reduce(et, total, 0.)
+    a = group_reduce(etd, total, 0.)
+    rows = 0.
+    for g in range(part.num_groups):
+        leaf = a[g] / zt[g] - zt[g].log() + zs[g].log()
+        rows = rows + w[g] * torch.where(zt[g] > 0, leaf, 0.)
     big_p = big_q = None
-    if G > 1:
-        log_p = (ms - ms.amax(0)) / T + zs.log()
-        log_q = (mt - mt.amax(0)) / T + zt.log()
+    if masks is not None:
+        # Group masses in log space: u_g = (m_g - M) / T + log Z_g.
+        ms, mt = torch.stack(ms), torch.stack(mt)
+        log_p = (ms - ms.amax(0)) * inv_t + torch.stack(zs).log()
+        log_q = (mt - mt.amax(0)) * inv_t + torch.stack(zt).log()
         log_p = log_p - log_p.logsumexp(0)
         log_q = log_q - log_q.logsumexp(0)
         big_p, big_q = log_p.exp(), log_q.exp()
@@ -182,11 +210,16 @@ def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
         rows = rows + part.binary_weight * binary
     if grad_scale is None:
         return rows, None
-    coef_p = w if big_p is None else part.binary_weight * (big_p - big_q) + w
-    coef_p = torch.where(present, coef_p * grad_scale / zs, 0.)
-    coef_q = torch.where(present, w * grad_scale / zt, 0.)
-    grad = es * coef_p.gather(0, gid) - et * coef_q.gather(0, gid)
-    return rows, grad
+    coef_p, coef_q = [], []
+    for g in range(part.num_groups):
+        c = w[g] if big_p is None else \
+            part.binary_weight * (big_p[g] - big_q[g]) + w[g]
+        coef_p.append(torch.where(zs[g] > 0, c * grad_scale / zs[g], 0.))
+        coef_q.append(torch.where(zt[g] > 0, w[g] * grad_scale / zt[g], 0.))
+    if masks is None:
+        return rows, es * coef_p[0] - et * coef_q[0]
+    return rows, es * _per_class(masks, coef_p) - \
+        et * _per_class(masks, coef_q)
 
 
 def _torch_forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
