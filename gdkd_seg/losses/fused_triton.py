@@ -53,11 +53,11 @@ def _leaf_kl(a, zs, zt):
                     0.6931471805599453 * a / zt - tl.log(zt) + tl.log(zs), 0.)
 
 
-# The unit pixel stride of (B, C, H, W) maps is not specialised: Triton then
-# gives each thread whole pixels (all classes in its registers, reductions over
-# classes without shuffles or barriers) instead of vectors of 4 pixels, which
-# put the classes across warps.
-@triton.jit(do_not_specialize=['s_sp', 't_sp', 'g_sp'])
+# Strides stay specialised (a unit pixel stride gives 16-byte loads along
+# pixels). Hiding it to get one pixel per thread compiled to ~1900 shuffles and
+# 5 KB of spills per thread with Triton 3.6 and ran 25 ms at full resolution
+# on an H200 (docs/benchmarks.md).
+@triton.jit
 def _partitioned_kl_kernel(
         s_ptr, t_ptr, lab_ptr, grad_ptr, partial_ptr, ticket_ptr, loss_ptr,
         count_ptr, C, P, s_sb, s_sc, s_sp, t_sb, t_sc, t_sp, g_sb, g_sc, g_sp,
@@ -298,13 +298,17 @@ def _ticket(device: torch.device) -> torch.Tensor:
     return _TICKETS[key]
 
 
-def default_config(num_classes: int):
-    """``(BLOCK_P, num_warps)``: about 32 tile elements per thread.
+def default_config(num_classes: int, element_size: int = 4):
+    """``(BLOCK_P, num_warps)`` for a tile of all classes of BLOCK_P pixels.
 
-    With C <= 32 a thread then owns one pixel's classes; larger C spreads
-    the classes over warps.
+    Chosen from sm_90 compiles (Triton 3.6 and 3.8: registers, spills,
+    instructions per pixel): with C <= 32, one warp of 32 pixels for 4-byte
+    logits; 16-bit logits load 8 pixels per thread and spill there, so they
+    take 128 pixels over 4 warps. Larger C: ~4096 tile elements, 4 warps.
     """
     block_c = triton.next_power_of_2(num_classes)
+    if block_c <= 32:
+        return (32, 1) if element_size >= 4 else (128, 4)
     return max(1, 4096 // block_c), 4
 
 
@@ -327,7 +331,8 @@ def launch(s3: torch.Tensor, t3: torch.Tensor, labels2, grad3, kind: int,
     B, C, P = s3.shape
     device = s3.device
     block_c = triton.next_power_of_2(C)
-    block_p, num_warps = config or default_config(C)
+    block_p, num_warps = config or default_config(
+        C, max(s3.element_size(), t3.element_size()))
     grid = (triton.cdiv(P, block_p), B)
     partials = torch.empty(grid[0] * grid[1], dtype=torch.float32,
                            device=device)
