@@ -153,8 +153,9 @@ def test_extreme_spread_and_underflowing_groups(backend, name):
 
 @pytest.mark.parametrize('backend', BACKENDS)
 @pytest.mark.parametrize('name', ['gdkd', 'gdkd3'])
-def test_ties_at_the_kth_teacher_logit(backend, name):
-    s, t, labels = make_case(10)
+@pytest.mark.parametrize('shape', [(2, 19, 5, 7), (70, 19)])
+def test_ties_at_the_kth_teacher_logit(backend, name, shape):
+    s, t, labels = make_case(10, shape)
     # Many exact ties: teacher logits on a coarse grid.
     t = (t * 0.7).round()
     plain, fast = plain_and_fused(name, s, t, labels, backend)

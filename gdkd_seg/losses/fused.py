@@ -111,42 +111,100 @@ def _new_grad(student: Tensor) -> Tuple[Tensor, Tensor]:
     return grad, _as_bcp(grad)
 
 
-def _topk_mask(t: Tensor, k: int) -> Tensor:
-    """``(C, L)`` mask of the teacher's top-k classes, ties to lowest index.
+# Plain-PyTorch path. On CPU, torch.where, boolean ops, cumsum and topk over a
+# strided dim run 10-60x slower than float arithmetic, so groups are float 0/1
+# masks and every per-class step is a multiply-add or a max/sum reduction.
+_BIG = 3.0e38  # |logits| beyond 1e38 are clamped: they rank and weigh as +-1e38
+_CLAMP = 1.0e38
 
-    Everything above the k-th largest value is in; of the classes equal to
-    it, the lowest-indexed ones fill the remaining places. Exactly a stable
+
+def _topk_masks(t: Tensor, part: Partition) -> list:
+    """Float masks of the top-k groups, ties to the lowest class index.
+
+    With the classes contiguous ((N, C) rows), usually the classes at or
+    above the k-th largest value (from ``torch.topk``) are exactly k, and they are the top-k whatever the tie
+    rule. Otherwise (maps, or a tie across the k-th place) K rounds: take
+    the max of the remaining keys and, of the classes equal to it, the
+    lowest-indexed one (``1 + sign(key - max)`` marks the ties, the largest
+    ``C - index`` among them is the first); the picked class drops to
+    ``-3e38``, below every (clamped) logit. Either way exactly a stable
     descending sort's top-k.
+
+    Returns:
+        list: ``[top-k]`` (KIND_TOPK) or ``[top-1, top-2..k]``.
     """
-    kth = torch.topk(t, k, dim=0).values[-1:]
-    above = t > kth
-    tied = t == kth
-    places = k - above.sum(0, keepdim=True)
-    return above | (tied & (tied.cumsum(0) <= places))
+    if t.stride(0) != 1:  # topk over a strided class dim is slow on CPU
+        return _topk_masks_by_rounds(t, part)
+    ks = [part.k] if part.kind == KIND_TOPK else [1, part.k]
+    masks = []
+    for k in ks:
+        kth = torch.topk(t, k, dim=0, sorted=False).values.amin(dim=0)
+        at_or_above = (t - kth).sign_().add_(1.).clamp_(max=1.)
+        if not bool((at_or_above.sum(dim=0) == k).all()):
+            return _topk_masks_by_rounds(t, part)
+        masks.append(at_or_above)
+    if part.kind == KIND_TOP1_TOPK:
+        masks[1] -= masks[0]
+    return masks
+
+
+def _topk_masks_by_rounds(t: Tensor, part: Partition) -> list:
+    num_classes = t.shape[0]
+    reverse = torch.arange(num_classes, 0, -1, dtype=t.dtype,
+                           device=t.device)[:, None]
+    key = t.clone()
+    picked = []
+    for _ in range(part.k):
+        ties = (key - key.amax(dim=0)).sign_().add_(1.)
+        first = (ties * reverse).amax(dim=0)
+        hit = ties.mul_((reverse - first).sign_().add_(1.))
+        key = torch.addcmul(key * (1. - hit), hit, key.new_tensor(-_BIG))
+        picked.append(hit)
+    top = torch.stack(picked).sum(0) if part.k > 1 else picked[0]
+    if part.kind == KIND_TOPK:
+        return [top]
+    return [picked[0], top - picked[0]]
 
 
 def _group_masks(t: Tensor, labels: Optional[Tensor],
                  part: Partition) -> Optional[list]:
-    """One ``(C, L)`` boolean mask per group (None for a single group)."""
+    """Float 0/1 masks ``(C, L)``, one per group (None for one group)."""
     if part.kind == KIND_ONE_GROUP:
         return None
     if part.kind == KIND_LABEL:
-        classes = torch.arange(t.shape[0], device=t.device)[:, None]
-        target = classes == labels[None, :]
-        return [target, ~target]
-    top = _topk_mask(t, part.k)
-    if part.kind == KIND_TOPK:
-        return [top, ~top]
-    top1 = _topk_mask(t, 1)
-    return [top1, top & ~top1, ~top]
+        classes = torch.arange(t.shape[0], dtype=t.dtype, device=t.device)
+        target = (classes[:, None] - labels[None, :].to(t.dtype)).abs_() \
+            .neg_().sign_().add_(1.)
+        masks = [target]
+    else:
+        masks = _topk_masks(t, part)
+    rest = 1. - masks[0]
+    for mask in masks[1:]:
+        rest -= mask
+    return masks + [rest]
+
+
+def _group_max(x: Tensor, mask: Tensor) -> Tensor:
+    """Max of x over the group, about -3e38 for an empty group."""
+    return torch.addcmul(x, mask - 1., x.new_tensor(_BIG)).amax(dim=0)
 
 
 def _per_class(masks: list, values: list) -> Tensor:
-    """``(C, L)``: each class gets its group's ``(L,)`` value."""
-    out = values[-1].expand(masks[0].shape)
+    """``(C, L)``: each class gets its group's ``(L,)`` value.
+
+    ``v_last + m_g (v_g - v_last)``, so group g effectively gets
+    ``fl(v_last + (v_g - v_last))``; :func:`_effective` gives the same
+    values per row, so a shift is used consistently.
+    """
+    out = values[-1]
     for mask, value in zip(masks[:-1], values[:-1]):
-        out = torch.where(mask, value, out)
+        out = torch.addcmul(out, mask, value - values[-1])
     return out
+
+
+def _effective(values: list) -> list:
+    return [values[-1] + (v - values[-1]) for v in values[:-1]] + \
+        [values[-1]]
 
 
 def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
@@ -154,7 +212,8 @@ def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
     """Loss rows and gradient of one ``(C, L)`` chunk (torch path).
 
     Args:
-        s, t: ``(C, L)`` student / teacher logits (class dim first).
+        s, t: ``(C, L)`` float32/64 student / teacher logits (class dim
+            first).
         labels: ``(L,)`` labels (KIND_LABEL) or None.
         part: the partition.
         grad_scale: ``(L,)`` per-row factor of the gradient
@@ -166,33 +225,36 @@ def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
         ``(C, L)`` gradient (or None).
     """
     inv_t = 1.0 / part.temperature
+    s = s.clamp(-_CLAMP, _CLAMP)
+    t = t.clamp(-_CLAMP, _CLAMP)
     masks = _group_masks(t, labels, part)
     w = part.group_weights
-    neg_inf = float('-inf')
-
-    def group_reduce(x, op, fill):
-        if masks is None:
-            return [op(x)]
-        return [op(torch.where(m, x, fill)) for m in masks]
-
-    def amax(x):
-        return x.amax(dim=0)
-
-    def total(x):
-        return x.sum(dim=0)
-
-    # Each group's log-softmax relative to the group's own max.
-    ms = group_reduce(s, amax, neg_inf)
-    mt = group_reduce(t, amax, neg_inf)
     if masks is None:
-        xs, xt = (s - ms[0]) * inv_t, (t - mt[0]) * inv_t
+        ms, mt = [s.amax(dim=0)], [t.amax(dim=0)]
+        xs, xt = s - ms[0], t - mt[0]
     else:
-        xs = (s - _per_class(masks, ms)) * inv_t
-        xt = (t - _per_class(masks, mt)) * inv_t
-    es, et = xs.exp(), xt.exp()
-    etd = torch.where(et > 0, et * (xt - xs), 0.)
-    zs, zt = group_reduce(es, total, 0.), group_reduce(et, total, 0.)
-    a = group_reduce(etd, total, 0.)
+        # Each group's log-softmax relative to the group's own max. An empty
+        # group's max is junk (~-3e38): it borrows a real one so no shift
+        # loses precision (no class uses it, its mass is 0 anyway).
+        present = [m.amax(dim=0) > 0 for m in masks]
+        ms = [_group_max(s, m) for m in masks]
+        mt = [_group_max(t, m) for m in masks]
+        for g in range(len(masks)):
+            ms[g] = torch.where(present[g], ms[g], s.amax(dim=0))
+            mt[g] = torch.where(present[g], mt[g], t.amax(dim=0))
+        xs = s - _per_class(masks, ms)
+        xt = t - _per_class(masks, mt)
+        ms, mt = _effective(ms), _effective(mt)
+    es = xs.mul_(inv_t).exp()
+    et = xt.mul_(inv_t).exp()
+    etd = (xt - xs).mul_(et)  # finite logits: 0 where et underflows to 0
+
+    def group_sum(x):
+        if masks is None:
+            return [x.sum(dim=0)]
+        return [(x * m).sum(dim=0) for m in masks]
+
+    zs, zt, a = group_sum(es), group_sum(et), group_sum(etd)
     rows = 0.
     for g in range(part.num_groups):
         leaf = a[g] / zt[g] - zt[g].log() + zs[g].log()
@@ -217,9 +279,9 @@ def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
         coef_p.append(torch.where(zs[g] > 0, c * grad_scale / zs[g], 0.))
         coef_q.append(torch.where(zt[g] > 0, w[g] * grad_scale / zt[g], 0.))
     if masks is None:
-        return rows, es * coef_p[0] - et * coef_q[0]
-    return rows, es * _per_class(masks, coef_p) - \
-        et * _per_class(masks, coef_q)
+        return rows, torch.addcmul(es * coef_p[0], et, -coef_q[0])
+    grad = es.mul_(_per_class(masks, coef_p))
+    return rows, grad.addcmul_(et, _per_class(masks, coef_q), value=-1.)
 
 
 def _torch_forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],

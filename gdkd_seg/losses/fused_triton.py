@@ -298,17 +298,17 @@ def _ticket(device: torch.device) -> torch.Tensor:
     return _TICKETS[key]
 
 
-def default_config(num_classes: int, element_size: int = 4):
+def default_config(num_classes: int):
     """``(BLOCK_P, num_warps)`` for a tile of all classes of BLOCK_P pixels.
 
-    Chosen from sm_90 compiles (Triton 3.6 and 3.8: registers, spills,
-    instructions per pixel): with C <= 32, one warp of 32 pixels for 4-byte
-    logits; 16-bit logits load 8 pixels per thread and spill there, so they
-    take 128 pixels over 4 warps. Larger C: ~4096 tile elements, 4 warps.
+    C <= 32: one warp of 32 pixels, the fastest of the block sizes swept at
+    full resolution on an H200 for float32 and bfloat16 logits
+    (docs/benchmarks.md). Larger C: ~4096 tile elements over 4 warps, which
+    compiles without spills for C = 150 and C = 1000.
     """
     block_c = triton.next_power_of_2(num_classes)
     if block_c <= 32:
-        return (32, 1) if element_size >= 4 else (128, 4)
+        return 32, 1
     return max(1, 4096 // block_c), 4
 
 
@@ -331,8 +331,7 @@ def launch(s3: torch.Tensor, t3: torch.Tensor, labels2, grad3, kind: int,
     B, C, P = s3.shape
     device = s3.device
     block_c = triton.next_power_of_2(C)
-    block_p, num_warps = config or default_config(
-        C, max(s3.element_size(), t3.element_size()))
+    block_p, num_warps = config or default_config(C)
     grid = (triton.cdiv(P, block_p), B)
     partials = torch.empty(grid[0] * grid[1], dtype=torch.float32,
                            device=device)

@@ -250,8 +250,12 @@ def main():
     parser.add_argument('--ignore', type=float, default=0.0,
                         help='fraction of ignored pixels (labels passed)')
     parser.add_argument('--repeats', type=int, default=None)
+    parser.add_argument('--threads', type=int,
+                        help='CPU threads (torch.set_num_threads)')
     parser.add_argument('--out', help='JSON file for the results')
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device = args.device
     gpu = device == 'cuda'
