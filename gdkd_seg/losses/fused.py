@@ -155,10 +155,12 @@ def _topk_masks_by_rounds(t: Tensor, part: Partition) -> list:
     key = t.clone()
     picked = []
     for _ in range(part.k):
-        ties = (key - key.amax(dim=0)).sign_().add_(1.)
-        first = (ties * reverse).amax(dim=0)
-        hit = ties.mul_((reverse - first).sign_().add_(1.))
-        key = torch.addcmul(key * (1. - hit), hit, key.new_tensor(-_BIG))
+        hit = (key - key.amax(dim=0)).sign_().add_(1.)  # the max and ties
+        if not bool((hit.sum(dim=0) == 1).all()):
+            first = (hit * reverse).amax(dim=0)
+            hit.mul_((reverse - first).sign_().add_(1.))
+        # Picked keys become key - (key + 3e38) ~ -3e38.
+        key.addcmul_(hit, key + _BIG, value=-1.)
         picked.append(hit)
     top = torch.stack(picked).sum(0) if part.k > 1 else picked[0]
     if part.kind == KIND_TOPK:

@@ -15,8 +15,8 @@ rate).
 
 GPU: CUDA events, median over repeats; peak memory = torch.cuda's peak
 minus what was allocated before the step (inputs); kernel launches per step
-from the profiler. CPU: wall clock, median; peak memory from a tracker of
-live tensor storage.
+from the profiler. CPU: wall clock, median, repeats interleaved across
+methods; peak memory from a tracker of live tensor storage.
 
 Examples::
 
@@ -187,19 +187,30 @@ def kernels_per_step(method, s, t, labels):
     return len(events), sum(e.device_time for e in events) / 1e3
 
 
-def time_cpu(method, s, t, labels, repeats, warmup):
-    for _ in range(warmup):
-        step(method, s, t, labels)
-    times = []
+def time_cpu(methods, s, t, labels, repeats, warmup):
+    """Median wall-clock ms and peak storage bytes per method.
+
+    Repeats are interleaved across methods, so a shared machine's changing
+    load hits every method alike.
+    """
+    for method in methods.values():
+        for _ in range(warmup):
+            step(method, s, t, labels)
+    times = {name: [] for name in methods}
     for _ in range(repeats):
-        start = time.perf_counter()
-        step(method, s, t, labels)
-        times.append((time.perf_counter() - start) * 1e3)
-    tracker = LiveStorage()
-    with tracker:
-        out = step(method, s, t, labels)
-    del out
-    return statistics.median(times), tracker.peak
+        for name, method in methods.items():
+            start = time.perf_counter()
+            step(method, s, t, labels)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    peaks = {}
+    for name, method in methods.items():
+        tracker = LiveStorage()
+        with tracker:
+            out = step(method, s, t, labels)
+        del out
+        peaks[name] = tracker.peak
+    return {name: (statistics.median(times[name]), peaks[name])
+            for name in methods}
 
 
 def copy_bandwidth(device):
@@ -286,11 +297,16 @@ def main():
                           logits_bytes=numel * size,
                           floor_bandwidth_ms=floor_bw,
                           floor_exp_ms=floor_exp, methods={})
-            for name in args.methods:
-                if name == 'reference' and (loss_name != 'gdkd'
-                                            or args.ignore > 0):
-                    continue
-                method = make_method(name, loss_name)
+            methods = {
+                name: make_method(name, loss_name)
+                for name in args.methods
+                if name != 'reference' or (loss_name == 'gdkd'
+                                           and args.ignore == 0)
+            }
+            if not gpu:
+                timings = time_cpu(methods, s, t, labels, repeats, warmup)
+            for name, method in methods.items():
+                launches = kernel_ms = None
                 try:
                     if gpu:
                         ms, peak = time_gpu(method, s, t, labels, repeats,
@@ -298,9 +314,7 @@ def main():
                         launches, kernel_ms = kernels_per_step(
                             method, s, t, labels)
                     else:
-                        ms, peak = time_cpu(method, s, t, labels, repeats,
-                                            warmup)
-                        launches = kernel_ms = None
+                        ms, peak = timings[name]
                 except torch.cuda.OutOfMemoryError:
                     torch.cuda.empty_cache()
                     result['methods'][name] = dict(error='out of memory')
