@@ -44,7 +44,9 @@ __all__ = ['Partition', 'fused_partitioned_kl', 'triton_available']
 
 KIND_ONE_GROUP, KIND_LABEL, KIND_TOPK, KIND_TOP1_TOPK = 0, 1, 2, 3
 _NUM_GROUPS = (1, 2, 2, 3)
-# Pixels per torch-path chunk are chosen so a chunk holds ~2**18 logits.
+# Pixels per torch-path chunk are chosen so a chunk holds ~2**18 logits: the
+# ~15 chunk-sized temporaries are a fixed ~15 MiB working set (fp32) whatever
+# the input size, besides the one logits-sized tensor, the gradient.
 _CHUNK_ELEMENTS = 1 << 18
 
 

@@ -117,6 +117,8 @@ class LiveStorage(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        if func.is_view:  # shares an existing storage, allocates nothing
+            return out
         for x in tree_flatten(out)[0]:
             if isinstance(x, torch.Tensor) and x.device.type == 'cpu':
                 storage = x.untyped_storage()
