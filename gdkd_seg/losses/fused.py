@@ -116,7 +116,9 @@ def _new_grad(student: Tensor) -> Tuple[Tensor, Tensor]:
 # Plain-PyTorch path. On CPU, torch.where, boolean ops, cumsum and topk over a
 # strided dim run 10-60x slower than float arithmetic, so groups are float 0/1
 # masks and every per-class step is a multiply-add or a max/sum reduction.
-_BIG = 3.0e38  # |logits| beyond 1e38 are clamped: they rank and weigh as +-1e38
+# Logits beyond +-1e38 are clamped (they rank and weigh as +-1e38), so 3e38
+# is below every key and a "minus infinity" that keeps 0 * it finite.
+_BIG = 3.0e38
 _CLAMP = 1.0e38
 
 
@@ -124,8 +126,8 @@ def _topk_masks(t: Tensor, part: Partition) -> list:
     """Float masks of the top-k groups, ties to the lowest class index.
 
     With the classes contiguous ((N, C) rows), usually the classes at or
-    above the k-th largest value (from ``torch.topk``) are exactly k, and they are the top-k whatever the tie
-    rule. Otherwise (maps, or a tie across the k-th place) K rounds: take
+    above the k-th largest value (from ``torch.topk``) are exactly k, and
+    they are the top-k whatever the tie rule. Otherwise (maps, or a tie across the k-th place) K rounds: take
     the max of the remaining keys and, of the classes equal to it, the
     lowest-indexed one (``1 + sign(key - max)`` marks the ties, the largest
     ``C - index`` among them is the first); the picked class drops to

@@ -135,17 +135,18 @@ def parse_shape(text):
     return tuple(int(v) for v in text.split('x'))
 
 
-def make_inputs(shape, dtype, device, seed=0, ignore=0.0):
+def make_inputs(shape, dtype, device, seed=0, ignore=0.0, labels=False):
+    """Random logits, and labels (a fraction ``ignore`` of them 255) when
+    ``labels`` or ``ignore > 0``."""
     g = torch.Generator(device='cpu').manual_seed(seed)
     s = (torch.randn(shape, generator=g) * 3).to(device, dtype)
     t = (torch.randn(shape, generator=g) * 3).to(device, dtype)
-    labels = None
-    if ignore > 0:
-        label_shape = (shape[0], ) + tuple(shape[2:])
-        labels = torch.randint(0, shape[1], label_shape, generator=g)
-        labels[torch.rand(label_shape, generator=g) < ignore] = 255
-        labels = labels.to(device)
-    return s.requires_grad_(True), t, labels
+    if not (labels or ignore > 0):
+        return s.requires_grad_(True), t, None
+    label_shape = (shape[0], ) + tuple(shape[2:])
+    labels = torch.randint(0, shape[1], label_shape, generator=g)
+    labels[torch.rand(label_shape, generator=g) < ignore] = 255
+    return s.requires_grad_(True), t, labels.to(device)
 
 
 def step(method, s, t, labels):
@@ -250,7 +251,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', default='cuda' if
                         torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--shapes', nargs='+', help='e.g. 8x19x64x128 4096x1000')
+    parser.add_argument('--shapes', nargs='+',
+                        help='e.g. 8x19x64x128 4096x1000')
     parser.add_argument('--quick', action='store_true',
                         help='CPU-sized shapes and few repeats')
     parser.add_argument('--losses', nargs='+', default=['gdkd'],
@@ -290,7 +292,8 @@ def main():
         for dtype_name in args.dtypes:
             dtype = getattr(torch, dtype_name)
             s, t, labels = make_inputs(shape, dtype, device,
-                                       ignore=args.ignore)
+                                       ignore=args.ignore,
+                                       labels=LOSSES[loss_name].needs_labels)
             numel, size = s.numel(), s.element_size()
             floor_bw = 3 * numel * size / bandwidth * 1e3
             floor_exp = 2 * numel / exps_per_s * 1e3
