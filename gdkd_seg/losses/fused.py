@@ -127,9 +127,9 @@ def _topk_masks(t: Tensor, part: Partition) -> list:
 
     With the classes contiguous ((N, C) rows), usually the classes at or
     above the k-th largest value (from ``torch.topk``) are exactly k, and
-    they are the top-k whatever the tie rule. Otherwise (maps, or a tie across the k-th place) K rounds: take
-    the max of the remaining keys and, of the classes equal to it, the
-    lowest-indexed one (``1 + sign(key - max)`` marks the ties, the largest
+    they are the top-k whatever the tie rule. Otherwise (maps, or a tie
+    across the k-th place) K rounds: take the max of the remaining keys and,
+    of the classes equal to it, the lowest-indexed one (``1 + sign(key - max)`` marks the ties, the largest
     ``C - index`` among them is the first); the picked class drops to
     ``-3e38``, below every (clamped) logit. Either way exactly a stable
     descending sort's top-k.
