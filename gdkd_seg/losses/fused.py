@@ -129,10 +129,10 @@ def _topk_masks(t: Tensor, part: Partition) -> list:
     above the k-th largest value (from ``torch.topk``) are exactly k, and
     they are the top-k whatever the tie rule. Otherwise (maps, or a tie
     across the k-th place) K rounds: take the max of the remaining keys and,
-    of the classes equal to it, the lowest-indexed one (``1 + sign(key - max)`` marks the ties, the largest
-    ``C - index`` among them is the first); the picked class drops to
-    ``-3e38``, below every (clamped) logit. Either way exactly a stable
-    descending sort's top-k.
+    of the classes equal to it, the lowest-indexed one (``1 + sign(key -
+    max)`` marks the ties, the largest ``C - index`` among them is the
+    first); the picked class drops to ``-3e38``, below every (clamped)
+    logit. Either way exactly a stable descending sort's top-k.
 
     Returns:
         list: ``[top-k]`` (KIND_TOPK) or ``[top-1, top-2..k]``.
