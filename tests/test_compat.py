@@ -13,7 +13,7 @@ import gdkd_seg  # noqa: F401
 from gdkd_seg.compat.mmcv_ops import has_compiled_mmcv_ops
 from gdkd_seg.compat.torch_load import (CorruptCheckpointError,
                                         UnsafeCheckpointError,
-                                        load_checkpoint_file)
+                                        load_from_local)
 
 
 def test_mmseg_apis_import_and_build_without_compiled_ops():
@@ -47,7 +47,7 @@ def test_checkpoint_with_pickled_code_is_refused_not_run(tmp_path):
     ckpt = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'meta': _Payload(str(marker))}, ckpt)
     with pytest.raises(UnsafeCheckpointError, match='not allow-listed'):
-        load_checkpoint_file(str(ckpt))
+        load_from_local(str(ckpt))
     with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
         load_checkpoint(nn.Linear(2, 1), str(ckpt))  # mmengine's own path
     assert not marker.exists()
@@ -65,7 +65,7 @@ def test_mmengine_training_state_loads_with_weights_only(tmp_path):
             'state_dict': model.state_dict(),
             'message_hub': hub.state_dict(),
         }, ckpt)
-    loaded = load_checkpoint_file(str(ckpt))
+    loaded = load_from_local(str(ckpt))
     buf = loaded['message_hub']['log_scalars']['train/loss']
     assert isinstance(buf, HistoryBuffer)
     assert buf.mean() == pytest.approx(0.375)
@@ -74,9 +74,9 @@ def test_mmengine_training_state_loads_with_weights_only(tmp_path):
 
 def test_missing_and_corrupt_checkpoints_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.pth'):
-        load_checkpoint_file(str(tmp_path / 'nope.pth'))
+        load_from_local(str(tmp_path / 'nope.pth'))
     bad = tmp_path / 'truncated.pth'
     torch.save({'w': torch.randn(100)}, bad)
     bad.write_bytes(bad.read_bytes()[:200])
     with pytest.raises(CorruptCheckpointError, match='truncated.pth'):
-        load_checkpoint_file(str(bad))
+        load_from_local(str(bad))

@@ -215,8 +215,8 @@ def test_checkpoint_exports_to_a_plain_mmseg_student(run):
     from mmengine.model import revert_sync_batchnorm
     from mmseg.registry import MODELS
 
-    from gdkd_seg.compat.torch_load import load_checkpoint_file
-    ckpt = load_checkpoint_file(osp.join(run.work_dir, f'iter_{ITERS}.pth'))
+    from gdkd_seg.compat.torch_load import load_from_local
+    ckpt = load_from_local(osp.join(run.work_dir, f'iter_{ITERS}.pth'))
     assert any(k.startswith('teacher.') for k in ckpt['state_dict'])
     weights = extract_student_state_dict(ckpt['state_dict'])
 

@@ -143,6 +143,7 @@ def main():
             f'randomness.seed={seed}', f'train_cfg.max_iters={iters}',
             f'train_cfg.val_interval={iters}', f'param_scheduler.0.end={iters}',
             f'default_hooks.checkpoint.interval={iters}',
+            f'default_hooks.logger.interval={max(1, min(50, iters // 10))}',
             f'train_dataloader.dataset.data_root={args.data_root}',
             f'val_dataloader.dataset.data_root={args.data_root}',
             f'test_dataloader.dataset.data_root={args.data_root}'
@@ -194,7 +195,6 @@ def summarize(args, runs, iters, wall):
     for name, seed, config, work_dir in runs:
         cfg = Config.fromfile(config)
         cfg.val_dataloader.dataset.data_root = args.data_root
-        cfg.val_dataloader.num_workers = 0
         model = init_student(cfg, final_checkpoint(work_dir, iters))
         loader = Runner.build_dataloader(cfg.val_dataloader)
         metrics = evaluate_segmentor(model, loader, len(classes))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Multi-GPU / multi-node training with torchrun (torch.distributed.launch is
-# deprecated). Usage: tools/dist_train.sh CONFIG GPUS [train.py args...]
+# Multi-GPU / multi-node training with torchrun (torch.distributed.run;
+# torch.distributed.launch is deprecated). Usage: tools/dist_train.sh CONFIG GPUS [train.py args...]
 # Multi-node: NNODES=2 NODE_RANK=0|1 MASTER_ADDR=host0 tools/dist_train.sh ...
 CONFIG=$1
 GPUS=$2
@@ -8,9 +8,10 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-exec torchrun \
+exec "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

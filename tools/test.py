@@ -5,14 +5,16 @@
         [--launcher {none,pytorch,slurm,mpi}]
 
 For a distiller config only the student is built and evaluated; the
-checkpoint may be a distiller checkpoint (``student.`` keys) or a plain mmseg
-one (e.g. from tools/export_student.py).
+checkpoint may be a distillation checkpoint (ours, ``student.*``, or
+mmrazor's, ``architecture.*``) or a plain mmseg one.
 """
 import argparse
 
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from gdkd_seg.apis import add_launch_args, load_config, student_config
+from gdkd_seg.apis import (add_launch_args, load_config, load_student_state,
+                           student_config)
 
 
 def parse_args():
@@ -34,7 +36,7 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = student_config(load_config(args.config, args))
-    cfg.load_from = None  # loaded below, with distiller keys mapped
+    cfg.load_from = None  # the student's weights are loaded below
     if args.show or args.show_dir:
         hook = cfg.default_hooks.get('visualization')
         if hook is None:
@@ -53,11 +55,12 @@ def main():
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     runner = Runner.from_cfg(cfg)
-    revise_keys = [(r'^student\.', '')]
+    model = runner.model.module if is_model_wrapper(runner.model) \
+        else runner.model
     if args.tta:  # SegTTAModel holds the segmentor as `module`
-        revise_keys.append((r'^', 'module.'))
-    runner.load_checkpoint(args.checkpoint, revise_keys=revise_keys,
-                           strict=True)
+        model = model.module
+    state, _ = load_student_state(args.checkpoint)
+    model.load_state_dict(state, strict=True)
     runner.test()
 
 

@@ -42,7 +42,7 @@ def evaluate_segmentor(model, dataloader, num_classes: int,
             for total, area in zip(totals, areas):
                 total += area.double()
     metrics = IoUMetric.total_area_to_metrics(
-        *[t.numpy() for t in totals], metrics=['mIoU'])
+        *totals, metrics=['mIoU'])
     iou, acc = metrics['IoU'] * 100, metrics['Acc'] * 100
     return dict(
         mIoU=float(np.nanmean(iou)),

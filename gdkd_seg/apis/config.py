@@ -44,7 +44,7 @@ def load_config(path: str, args: argparse.Namespace) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if not torch.cuda.is_available():
-        use_bn_without_cuda(cfg)
+        prepare_cpu_run(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -53,18 +53,29 @@ def load_config(path: str, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def use_bn_without_cuda(cfg: Config) -> None:
-    """Replace SyncBN by BN in the model(s) of a run without CUDA.
+def prepare_cpu_run(cfg: Config) -> None:
+    """Make a config run without CUDA, distributed (gloo) or not.
 
-    SyncBN has no CPU kernel, and mmengine reverts it to BN only for
-    non-distributed runs; a CPU DDP run (gloo) would fail on the first
-    batch. A distiller's student/teacher config paths are resolved to dicts
-    here so their norm layers are reachable.
+    * SyncBN has no CPU kernel and mmengine reverts it to BN only for
+      non-distributed runs, so it becomes BN here (a distiller's student and
+      teacher config paths are resolved to dicts to reach their norm layers).
+    * mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device`` and its
+      DDP wrapper passes ``device_ids``; for torchrun on CPU the gloo process
+      group is initialised here (the Runner then skips its own init) and DDP
+      gets ``device_ids=None``.
     """
     if cfg.model.get('type') in DISTILLER_TYPES:
         for role in ('student', 'teacher'):
             cfg.model[role] = resolve_model_cfg(cfg.model[role], role)
     cfg.model = _replace_type(cfg.model, 'SyncBN', 'BN')
+    if cfg.get('launcher') == 'pytorch':
+        cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel', device_ids=None,
+            **{k: v for k, v in (cfg.get('model_wrapper_cfg') or {}).items()
+               if k not in ('type', 'device_ids')})
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend='gloo')
 
 
 def _replace_type(node, old: str, new: str):

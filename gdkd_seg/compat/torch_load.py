@@ -49,7 +49,7 @@ def _numpy_globals():
     return names
 
 
-def load_checkpoint_file(filename: str, map_location=None):
+def load_from_local(filename: str, map_location=None):
     """``torch.load`` a local checkpoint safely, with errors that say why.
 
     Raises:
@@ -87,4 +87,4 @@ def allow_mmengine_checkpoint_globals() -> None:
         add_safe_globals([(_history_buffer_getattr, 'builtins.getattr'),
                           (_history_buffer_getattr, '__builtin__.getattr')])
     CheckpointLoader.register_scheme(
-        prefixes='', force=True)(load_checkpoint_file)
+        prefixes='', force=True)(load_from_local)
