@@ -1,8 +1,15 @@
 import os
 
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Without a GPU, Triton kernels run in Triton's CPU interpreter.
+# TRITON_INTERPRET is read when a kernel is decorated, so it is set here,
+# before any test module imports gdkd_seg.
+if not torch.cuda.is_available():
+    os.environ.setdefault('TRITON_INTERPRET', '1')
 
 
 @pytest.fixture(autouse=True, scope='session')

@@ -12,6 +12,10 @@ Each loss is called as ``loss(student_logits, teacher_logits[, gt_seg])``.
 * The result is the mean over valid rows of the per-row loss (which already
   carries ``T**2``), times ``loss_weight``. An all-ignored batch gives 0 with a
   zero gradient. The teacher never receives gradient.
+* With ``use_fused=True`` (default) ``'mean'`` and ``'sum'`` run the fused
+  loss-and-gradient path (``fused.py``: a Triton kernel on CUDA when triton is
+  installed, chunked torch otherwise), equal to the plain path to float32
+  rounding; ``reduction='none'`` or ``use_fused=False`` use the plain path.
 
 Example config (mmseg scope)::
 
@@ -26,6 +30,8 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from . import functional as F
+from .fused import (KIND_LABEL, KIND_ONE_GROUP, KIND_TOP1_TOPK, KIND_TOPK,
+                    Partition, fused_partitioned_kl)
 
 
 class _DistillLoss(nn.Module):
@@ -38,7 +44,8 @@ class _DistillLoss(nn.Module):
                  loss_weight: float = 1.0,
                  ignore_index: int = 255,
                  reduction: str = 'mean',
-                 loss_name: str = 'loss_kd') -> None:
+                 loss_name: str = 'loss_kd',
+                 use_fused: bool = True) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
@@ -53,6 +60,7 @@ class _DistillLoss(nn.Module):
         self.ignore_index = ignore_index
         self.reduction = reduction
         self._loss_name = loss_name
+        self.use_fused = use_fused
 
     @property
     def loss_name(self) -> str:
@@ -61,6 +69,10 @@ class _DistillLoss(nn.Module):
 
     def row_losses(self, student_rows: Tensor, teacher_rows: Tensor,
                    labels: Optional[Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def partition(self) -> Partition:
+        """The same loss for the fused path."""
         raise NotImplementedError
 
     def forward(self,
@@ -87,6 +99,10 @@ class _DistillLoss(nn.Module):
         elif self.needs_labels:
             raise ValueError(f'{type(self).__name__} partitions by the ground '
                              'truth: call it with gt_seg')
+        if self.use_fused and self.reduction != 'none':
+            return fused_partitioned_kl(
+                student_logits, teacher_logits, self.partition(), labels,
+                self.ignore_index, self.loss_weight, self.reduction)
         rows = self.row_losses(
             F.flatten_logits(student_logits),
             F.flatten_logits(teacher_logits), labels)
@@ -105,6 +121,8 @@ class KDLoss(_DistillLoss):
         ignore_index (int): Label of pixels to skip. Default 255.
         reduction (str): 'mean' over valid rows, 'sum' or 'none'.
         loss_name (str): Key in the loss dict. Default 'loss_kd'.
+        use_fused (bool): Fused loss-and-gradient path for 'mean'/'sum'.
+            Default True.
     """
 
     def __init__(self, temperature: float = 1.0, loss_name='loss_kd',
@@ -114,6 +132,9 @@ class KDLoss(_DistillLoss):
 
     def row_losses(self, student_rows, teacher_rows, labels):
         return F.kd_loss(student_rows, teacher_rows, self.temperature)
+
+    def partition(self):
+        return Partition(KIND_ONE_GROUP, temperature=self.temperature)
 
 
 @MODELS.register_module()
@@ -145,6 +166,10 @@ class DKDLoss(_DistillLoss):
     def row_losses(self, student_rows, teacher_rows, labels):
         return F.dkd_loss(student_rows, teacher_rows, labels, self.alpha,
                           self.beta, self.temperature)
+
+    def partition(self):
+        return Partition(KIND_LABEL, 1, self.alpha, (0., self.beta),
+                         self.temperature)
 
 
 @MODELS.register_module()
@@ -197,6 +222,10 @@ class GDKDLoss(_DistillLoss):
         return F.gdkd_loss(student_rows, teacher_rows, k, self.w0, self.w1,
                            self.w2, self.temperature)
 
+    def partition(self):
+        return Partition(KIND_TOPK, self.k, self.w0, (self.w1, self.w2),
+                         self.temperature)
+
 
 @MODELS.register_module()
 class GDKD3Loss(GDKDLoss):
@@ -215,3 +244,7 @@ class GDKD3Loss(GDKDLoss):
     def row_losses(self, student_rows, teacher_rows, labels):
         return F.gdkd3_loss(student_rows, teacher_rows, self.k, self.w0,
                             self.w1, self.w2, self.temperature)
+
+    def partition(self):
+        return Partition(KIND_TOP1_TOPK, self.k, self.w0,
+                         (0., self.w1, self.w2), self.temperature)

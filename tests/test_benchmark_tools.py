@@ -1,0 +1,41 @@
+"""The benchmark tools run end to end on CPU and write their JSON."""
+import json
+import runpy
+import sys
+
+import pytest
+
+import gdkd_seg  # noqa: F401  (compat layer before mmseg imports)
+
+
+def run_tool(path, argv, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', [path] + argv)
+    runpy.run_path(path, run_name='__main__')
+
+
+def test_benchmark_loss_on_cpu(tmp_path, monkeypatch):
+    out = tmp_path / 'loss.json'
+    run_tool('tools/analysis_tools/benchmark_loss.py', [
+        '--device', 'cpu', '--shapes', '2x7x4x4', '12x7', '--repeats', '1',
+        '--losses', 'gdkd', 'dkd', '--ignore', '0', '--out', str(out)
+    ], monkeypatch)
+    results = json.loads(out.read_text())['results']
+    assert [(r['loss'], r['shape']) for r in results] == [
+        ('gdkd', '2x7x4x4'), ('gdkd', '12x7'), ('dkd', '2x7x4x4'),
+        ('dkd', '12x7')]
+    assert set(results[0]['methods']) == {'reference', 'plain', 'fused'}
+    assert set(results[2]['methods']) == {'plain', 'fused'}  # DKD: labels
+    for r in results:
+        for m in r['methods'].values():
+            assert m['ms'] > 0 and m['peak_bytes'] > 0
+
+
+@pytest.mark.slow
+def test_benchmark_distill_step_quick(tmp_path, monkeypatch):
+    out = tmp_path / 'step.json'
+    run_tool('tools/analysis_tools/benchmark_distill_step.py',
+             ['--quick', '--teacher', 'fp32', '--out', str(out)],
+             monkeypatch)
+    rows = json.loads(out.read_text())['rows']
+    assert [r['loss'] for r in rows] == ['fused', 'plain']
+    assert all(r['step_ms'] > 0 and r['floor_ms'] > 0 for r in rows)

@@ -1,0 +1,367 @@
+"""Time forward+backward and peak memory of the pixel-wise GDKD loss.
+
+Three implementations, measured in one run so their ratios are meaningful:
+
+* ``reference``: the official code's design (ZaberKo/seg-gdkd style):
+  permute to rows, full softmaxes, group masses clamped to [1.2e-7, 1-1.2e-7],
+  leaf softmaxes built by subtracting ``1000 * mask`` from logits/T.
+* ``plain``: this package's exact log-space path (``use_fused=False``).
+* ``fused``: this package's fused loss-and-gradient path (default).
+
+Against two floors: bandwidth (read both logit tensors once, write the
+gradient once, at a copy bandwidth measured in the same run) and exponentials
+(two per logit, at a measured CPU rate or the GPU's nominal special-function
+rate).
+
+GPU: CUDA events, median over repeats; peak memory = torch.cuda's peak
+minus what was allocated before the step (inputs); kernel launches per step
+from the profiler. CPU: wall clock, median, repeats interleaved across
+methods; peak memory from a tracker of live tensor storage.
+
+Examples::
+
+    python tools/analysis_tools/benchmark_loss.py --out work_dirs/bench.json
+    python tools/analysis_tools/benchmark_loss.py --device cpu --quick
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+import weakref
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from gdkd_seg.losses import DKDLoss, GDKD3Loss, GDKDLoss, KDLoss  # noqa
+from gdkd_seg.losses.fused import fused_partitioned_kl  # noqa
+
+GPU_SHAPES = ['8x19x64x128', '8x19x512x1024', '8x150x64x128', '4096x1000',
+              '65536x1000']
+CPU_SHAPES = ['2x19x64x128', '8x19x64x128', '2x150x64x128', '4096x1000']
+# Nominal special-function (MUFU.EX2) rate of an H100/H200 SXM: 16 per clock
+# per SM, 132 SMs, ~1.98 GHz boost.
+GPU_EXP_RATE = 16 * 132 * 1.98e9
+
+
+def reference_gdkd(student, teacher, k=3, w0=1.0, w1=1.0, w2=2.0,
+                   temperature=1.0):
+    """The official design: masks, clamped masses and a -1000 mask.
+
+    Reproduced for timing only; it is wrong for spreads of ~1000*T and biased
+    by the clamp (REFERENCE.md section 1).
+    """
+    c = student.shape[1]
+    if student.dim() > 2:
+        student = student.permute(0, 2, 3, 1).reshape(-1, c)
+        teacher = teacher.permute(0, 2, 3, 1).reshape(-1, c)
+    teacher = teacher.detach()
+    top = torch.topk(teacher, k, dim=1).indices
+    mask_top = torch.zeros_like(teacher).scatter_(1, top, 1.0)
+    mask_rest = 1.0 - mask_top
+    s, t = student / temperature, teacher / temperature
+    p_s, p_t = F.softmax(s, dim=1), F.softmax(t, dim=1)
+    eps = 1.2e-7
+
+    def masses(p):
+        top_mass = (p * mask_top).sum(1, keepdim=True)
+        rest_mass = (p * mask_rest).sum(1, keepdim=True)
+        return torch.cat([top_mass, rest_mass], 1).clamp(eps, 1 - eps)
+
+    b_s, b_t = masses(p_s), masses(p_t)
+    high = F.kl_div(b_s.log(), b_t, reduction='batchmean')
+    low_top = F.kl_div(
+        F.log_softmax(s - 1000.0 * mask_rest, dim=1),
+        F.log_softmax(t - 1000.0 * mask_rest, dim=1),
+        reduction='batchmean', log_target=True)
+    low_rest = F.kl_div(
+        F.log_softmax(s - 1000.0 * mask_top, dim=1),
+        F.log_softmax(t - 1000.0 * mask_top, dim=1),
+        reduction='batchmean', log_target=True)
+    return (w0 * high + w1 * low_top + w2 * low_rest) * temperature**2
+
+
+LOSSES = {'kd': KDLoss, 'dkd': DKDLoss, 'gdkd': GDKDLoss,
+          'gdkd3': GDKD3Loss}
+
+
+def make_method(name, loss):
+    """``reference``, ``plain``, ``fused`` or ``fused:BLOCK_P:num_warps``
+    (the Triton kernel with that configuration)."""
+    if name == 'reference':
+        assert loss == 'gdkd', 'the reference design is GDKD'
+        return lambda s, t, y: reference_gdkd(s, t)
+    module = LOSSES[loss](use_fused=name != 'plain')
+    if name.startswith('fused:'):
+        config = tuple(int(v) for v in name.split(':')[1:])
+        return lambda s, t, y: fused_partitioned_kl(
+            s, t, module.partition(), y, config=config)
+    return lambda s, t, y: module(s, t, y)
+
+
+class LiveStorage(TorchDispatchMode):
+    """Peak bytes of tensor storage created inside the mode (CPU memory)."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = self.peak = 0
+        self.seen = set()
+
+    def _free(self, key, nbytes):
+        self.seen.discard(key)
+        self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.is_view:  # shares an existing storage, allocates nothing
+            return out
+        for x in tree_flatten(out)[0]:
+            if isinstance(x, torch.Tensor) and x.device.type == 'cpu':
+                storage = x.untyped_storage()
+                key, nbytes = storage.data_ptr(), storage.nbytes()
+                if nbytes and key not in self.seen:
+                    self.seen.add(key)
+                    self.live += nbytes
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(x, self._free, key, nbytes)
+        return out
+
+
+def parse_shape(text):
+    return tuple(int(v) for v in text.split('x'))
+
+
+def make_inputs(shape, dtype, device, seed=0, ignore=0.0, labels=False):
+    """Random logits, and labels (a fraction ``ignore`` of them 255) when
+    ``labels`` or ``ignore > 0``."""
+    g = torch.Generator(device='cpu').manual_seed(seed)
+    s = (torch.randn(shape, generator=g) * 3).to(device, dtype)
+    t = (torch.randn(shape, generator=g) * 3).to(device, dtype)
+    if not (labels or ignore > 0):
+        return s.requires_grad_(True), t, None
+    label_shape = (shape[0], ) + tuple(shape[2:])
+    labels = torch.randint(0, shape[1], label_shape, generator=g)
+    labels[torch.rand(label_shape, generator=g) < ignore] = 255
+    return s.requires_grad_(True), t, labels.to(device)
+
+
+def step(method, s, t, labels):
+    loss = method(s, t, labels)
+    grad, = torch.autograd.grad(loss, s)
+    return loss, grad
+
+
+def time_gpu(method, s, t, labels, repeats, warmup):
+    for _ in range(warmup):
+        step(method, s, t, labels)
+    times = []
+    for _ in range(repeats):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        step(method, s, t, labels)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    out = step(method, s, t, labels)
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - base
+    del out
+    return statistics.median(times), peak
+
+
+def kernels_per_step(method, s, t, labels):
+    """CUDA kernels (and memsets) launched by one forward+backward."""
+    from torch.profiler import ProfilerActivity, profile
+    step(method, s, t, labels)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step(method, s, t, labels)
+        torch.cuda.synchronize()
+    events = [e for e in prof.events()
+              if e.device_type == torch.autograd.DeviceType.CUDA]
+    return len(events), sum(e.device_time for e in events) / 1e3
+
+
+def time_cpu(methods, s, t, labels, repeats, warmup):
+    """Median wall-clock ms and peak storage bytes per method.
+
+    Repeats are interleaved across methods, so a shared machine's changing
+    load hits every method alike.
+    """
+    for method in methods.values():
+        for _ in range(warmup):
+            step(method, s, t, labels)
+    times = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, method in methods.items():
+            start = time.perf_counter()
+            step(method, s, t, labels)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    peaks = {}
+    for name, method in methods.items():
+        tracker = LiveStorage()
+        with tracker:
+            out = step(method, s, t, labels)
+        del out
+        peaks[name] = tracker.peak
+    return {name: (statistics.median(times[name]), peaks[name])
+            for name in methods}
+
+
+def copy_bandwidth(device):
+    """Bytes read + written per second by a large device copy."""
+    n = (1 << 28) if device == 'cuda' else (1 << 26)
+    src = torch.empty(n, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    times = []
+    for _ in range(5 if device == 'cuda' else 3):
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(5):
+            dst.copy_(src)
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) / 5)
+    return 2 * src.numel() * 4 / min(times)
+
+
+def exp_rate(device):
+    if device == 'cuda':
+        return GPU_EXP_RATE, 'nominal'
+    x = torch.randn(1 << 24)
+    out = torch.empty_like(x)
+    torch.exp(x, out=out)
+    start = time.perf_counter()
+    for _ in range(3):
+        torch.exp(x, out=out)
+    return 3 * x.numel() / (time.perf_counter() - start), 'measured'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--device', default='cuda' if
+                        torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--shapes', nargs='+',
+                        help='e.g. 8x19x64x128 4096x1000')
+    parser.add_argument('--quick', action='store_true',
+                        help='CPU-sized shapes and few repeats')
+    parser.add_argument('--losses', nargs='+', default=['gdkd'],
+                        choices=list(LOSSES))
+    parser.add_argument('--methods', nargs='+',
+                        default=['reference', 'plain', 'fused'],
+                        help='reference, plain, fused, or fused:BLOCK_P:'
+                        'num_warps for a Triton configuration')
+    parser.add_argument('--dtypes', nargs='+', default=['float32'])
+    parser.add_argument('--ignore', type=float, default=0.0,
+                        help='fraction of ignored pixels (labels passed)')
+    parser.add_argument('--repeats', type=int, default=None)
+    parser.add_argument('--threads', type=int,
+                        help='CPU threads (torch.set_num_threads)')
+    parser.add_argument('--out', help='JSON file for the results')
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    device = args.device
+    gpu = device == 'cuda'
+    shapes = args.shapes or (GPU_SHAPES if gpu and not args.quick else
+                             CPU_SHAPES)
+    repeats = args.repeats or (50 if gpu else (3 if args.quick else 5))
+    warmup = 5 if gpu else 1
+    card = torch.cuda.get_device_name() if gpu else 'CPU (%d threads)' % \
+        torch.get_num_threads()
+    bandwidth = copy_bandwidth(device)
+    exps_per_s, exp_source = exp_rate(device)
+    print(f'device: {card}; copy bandwidth {bandwidth / 1e9:.0f} GB/s; '
+          f'exp rate {exps_per_s:.3g}/s ({exp_source})')
+
+    rows = []
+    for loss_name, shape_text in [(lo, sh) for lo in args.losses
+                                  for sh in shapes]:
+        shape = parse_shape(shape_text)
+        for dtype_name in args.dtypes:
+            dtype = getattr(torch, dtype_name)
+            s, t, labels = make_inputs(shape, dtype, device,
+                                       ignore=args.ignore,
+                                       labels=LOSSES[loss_name].needs_labels)
+            numel, size = s.numel(), s.element_size()
+            floor_bw = 3 * numel * size / bandwidth * 1e3
+            floor_exp = 2 * numel / exps_per_s * 1e3
+            result = dict(shape=shape_text, dtype=dtype_name, loss=loss_name,
+                          ignore=args.ignore, device=card,
+                          logits_bytes=numel * size,
+                          floor_bandwidth_ms=floor_bw,
+                          floor_exp_ms=floor_exp, methods={})
+            methods = {
+                name: make_method(name, loss_name)
+                for name in args.methods
+                if name != 'reference' or (loss_name == 'gdkd'
+                                           and args.ignore == 0)
+            }
+            if not gpu:
+                timings = time_cpu(methods, s, t, labels, repeats, warmup)
+            for name, method in methods.items():
+                launches = kernel_ms = None
+                try:
+                    if gpu:
+                        ms, peak = time_gpu(method, s, t, labels, repeats,
+                                            warmup)
+                        launches, kernel_ms = kernels_per_step(
+                            method, s, t, labels)
+                    else:
+                        ms, peak = timings[name]
+                except torch.cuda.OutOfMemoryError:
+                    torch.cuda.empty_cache()
+                    result['methods'][name] = dict(error='out of memory')
+                    continue
+                result['methods'][name] = dict(
+                    ms=ms, peak_bytes=peak,
+                    peak_over_logits=peak / (numel * size),
+                    launches=launches, kernel_ms=kernel_ms)
+            rows.append(result)
+            del s, t, labels
+            if gpu:
+                torch.cuda.empty_cache()
+
+    header = (f"{'shape':>14} {'dtype':>8} {'method':>9} {'ms':>9} "
+              f"{'x fused':>8} {'peak MiB':>9} {'xlogits':>7} "
+              f"{'launch':>6} {'kern ms':>8}")
+    print(f'\nforward+backward on {card}; ignore={args.ignore}; '
+          "'x fused' = time / the fused path's time")
+    print(header)
+    for r in rows:
+        fused_ms = r['methods'].get('fused', {}).get('ms')
+        for name, m in r['methods'].items():
+            if 'error' in m:
+                print(f"{r['shape']:>14} {r['dtype']:>8} {name:>9} "
+                      f"{m['error']}")
+                continue
+            ratio = m['ms'] / fused_ms if fused_ms else float('nan')
+            launch = '-' if m['launches'] is None else str(m['launches'])
+            kern = '-' if m['kernel_ms'] is None else f"{m['kernel_ms']:.3f}"
+            print(f"{r['shape']:>14} {r['dtype']:>8} {name:>9} "
+                  f"{m['ms']:9.3f} {ratio:8.2f} "
+                  f"{m['peak_bytes'] / 2**20:9.1f} "
+                  f"{m['peak_over_logits']:7.2f} {launch:>6} {kern:>8}")
+        print(f"{r['shape']:>14} {r['dtype']:>8} {'floors':>9} "
+              f"({r['loss']}) bandwidth {r['floor_bandwidth_ms']:.3f} ms, "
+              f"exp {r['floor_exp_ms']:.3f} ms")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(
+            dict(device=card, copy_bandwidth=bandwidth, exp_rate=exps_per_s,
+                 exp_rate_source=exp_source, results=rows), indent=1))
+
+
+if __name__ == '__main__':
+    main()
