@@ -71,8 +71,8 @@ class _DistillLoss(nn.Module):
                    labels: Optional[Tensor]) -> Tensor:
         raise NotImplementedError
 
-    def partition(self) -> Partition:
-        """The same loss for the fused path."""
+    def partition(self) -> Optional[Partition]:
+        """The same loss for the fused path; None if it has no fused form."""
         raise NotImplementedError
 
     def forward(self,
@@ -99,9 +99,11 @@ class _DistillLoss(nn.Module):
         elif self.needs_labels:
             raise ValueError(f'{type(self).__name__} partitions by the ground '
                              'truth: call it with gt_seg')
-        if self.use_fused and self.reduction != 'none':
+        partition = self.partition() if self.use_fused and \
+            self.reduction != 'none' else None
+        if partition is not None:
             return fused_partitioned_kl(
-                student_logits, teacher_logits, self.partition(), labels,
+                student_logits, teacher_logits, partition, labels,
                 self.ignore_index, self.loss_weight, self.reduction)
         rows = self.row_losses(
             F.flatten_logits(student_logits),
@@ -223,6 +225,8 @@ class GDKDLoss(_DistillLoss):
                            self.w2, self.temperature)
 
     def partition(self):
+        if self.k == 'adaptive':  # per-pixel k: the plain path only
+            return None
         return Partition(KIND_TOPK, self.k, self.w0, (self.w1, self.w2),
                          self.temperature)
 
