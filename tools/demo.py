@@ -39,7 +39,11 @@ RUNS = {
     'cityscapes-128x256.py',
     'GDKD': 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-400it_synthetic-'
     'cityscapes-128x256.py',
+    # Opt-in (--methods ... GDKD-adaptive): per-pixel k (issue: adaptive k).
+    'GDKD-adaptive': 'gdkd-adaptive_deeplabv3-r18_deeplabv3-r18w16_1xb8-'
+    '400it_synthetic-cityscapes-128x256.py',
 }
+DEFAULT_METHODS = ['student', 'KD', 'DKD', 'GDKD']
 
 
 def parse_args():
@@ -48,7 +52,7 @@ def parse_args():
     parser.add_argument('--data-root', default='data/synthetic_cityscapes')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument(
-        '--methods', nargs='+', default=list(RUNS), choices=list(RUNS))
+        '--methods', nargs='+', default=DEFAULT_METHODS, choices=list(RUNS))
     parser.add_argument(
         '--iters', type=int, help='training iterations of every run '
         '(default: the configs\', 400)')
