@@ -147,7 +147,7 @@ def tiny_run(tmp_path_factory):
         generate_synthetic_cityscapes
     root = tmp_path_factory.mktemp('analysis')
     generate_synthetic_cityscapes(str(root / 'data'), num_train=4, num_val=2)
-    config = 'configs/demo/gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-400it_' \
+    config = 'configs/demo/gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_' \
         'synthetic-cityscapes-128x256.py'
     cfg = Config.fromfile(config)
     ckpts = {}

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.slow
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo')
-TEACHER = osp.join(DEMO, 'teacher_deeplabv3-r18_1xb8-400it_'
+TEACHER = osp.join(DEMO, 'teacher_deeplabv3-r18_1xb8-300it_'
                    'synthetic-cityscapes-128x256.py')
-GDKD = osp.join(DEMO, 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-400it_'
+GDKD = osp.join(DEMO, 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_'
                 'synthetic-cityscapes-128x256.py')
 
 

@@ -13,9 +13,9 @@ import gdkd_seg  # noqa: F401
 from gdkd_seg.apis import student_config
 
 DEMO = 'configs/demo/'
-GDKD_DEMO = DEMO + ('gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-400it_'
+GDKD_DEMO = DEMO + ('gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_'
                     'synthetic-cityscapes-128x256.py')
-TEACHER_DEMO = DEMO + ('teacher_deeplabv3-r18_1xb8-400it_'
+TEACHER_DEMO = DEMO + ('teacher_deeplabv3-r18_1xb8-300it_'
                        'synthetic-cityscapes-128x256.py')
 
 

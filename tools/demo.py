@@ -29,19 +29,19 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs', 'demo')
-TEACHER = 'teacher_deeplabv3-r18_1xb8-400it_synthetic-cityscapes-128x256.py'
+TEACHER = 'teacher_deeplabv3-r18_1xb8-300it_synthetic-cityscapes-128x256.py'
 RUNS = {
-    'student': 'student_deeplabv3-r18w16_1xb8-400it_synthetic-cityscapes-'
+    'student': 'student_deeplabv3-r18w16_1xb8-300it_synthetic-cityscapes-'
     '128x256.py',
-    'KD': 'kd_deeplabv3-r18_deeplabv3-r18w16_1xb8-400it_synthetic-'
+    'KD': 'kd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
     'cityscapes-128x256.py',
-    'DKD': 'dkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-400it_synthetic-'
+    'DKD': 'dkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
     'cityscapes-128x256.py',
-    'GDKD': 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-400it_synthetic-'
+    'GDKD': 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
     'cityscapes-128x256.py',
     # Opt-in (--methods ... GDKD-adaptive): per-pixel k (issue: adaptive k).
     'GDKD-adaptive': 'gdkd-adaptive_deeplabv3-r18_deeplabv3-r18w16_1xb8-'
-    '400it_synthetic-cityscapes-128x256.py',
+    '300it_synthetic-cityscapes-128x256.py',
 }
 DEFAULT_METHODS = ['student', 'KD', 'DKD', 'GDKD']
 
@@ -55,7 +55,7 @@ def parse_args():
         '--methods', nargs='+', default=DEFAULT_METHODS, choices=list(RUNS))
     parser.add_argument(
         '--iters', type=int, help='training iterations of every run '
-        '(default: the configs\', 400)')
+        '(default: the configs\', 300)')
     parser.add_argument('--num-train', type=int, default=300)
     parser.add_argument('--num-val', type=int, default=60)
     parser.add_argument(

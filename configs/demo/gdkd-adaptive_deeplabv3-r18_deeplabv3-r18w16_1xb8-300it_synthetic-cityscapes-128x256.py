@@ -1,4 +1,4 @@
-_base_ = './gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-400it_synthetic-cityscapes-128x256.py'  # noqa: E501
+_base_ = './gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-cityscapes-128x256.py'  # noqa: E501
 # GDKD with k chosen per pixel: the smallest teacher top-k holding 90% of its
 # mass, at most 5 (see tools/analysis_tools/teacher_distribution.py for how
 # that k is distributed), instead of the fixed k=3.

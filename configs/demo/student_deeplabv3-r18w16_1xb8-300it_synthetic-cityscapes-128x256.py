@@ -44,7 +44,7 @@ val_dataloader = dict(
     num_workers=1,
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-max_iters = 400
+max_iters = 300
 optim_wrapper = dict(optimizer=dict(lr=0.05))
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters,
