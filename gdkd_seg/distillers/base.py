@@ -40,7 +40,9 @@ def resolve_model_cfg(spec: ModelSpec, role: str) -> dict:
     """
     if isinstance(spec, str):
         try:
-            cfg = Config.fromfile(spec)
+            # mmengine resolves `pkg::path` only as a `_base_`.
+            cfg = Config.fromstring(f'_base_ = {spec!r}', '.py') \
+                if '::' in spec else Config.fromfile(spec)
         except FileNotFoundError as err:
             raise FileNotFoundError(
                 f'{role} config {spec!r} was not found: {err}') from err
