@@ -185,6 +185,25 @@ class BaseDistiller(BaseModel):
         with torch.no_grad(), autocast:
             yield
 
+    def predict(self, inputs: torch.Tensor, data_samples=None):
+        """The student's predictions, as the plain student model gives."""
+        return self.student.predict(inputs, data_samples)
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples=None,
+                mode: str = 'tensor'):
+        """mmengine's modes: 'loss' (subclasses define ``loss``), and
+        'predict' / 'tensor', which run the student alone."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.student(inputs, data_samples, mode='tensor')
+        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, '
+                           'predict and tensor mode')
+
     def loss_warmup_factor(self) -> float:
         """Linear ramp of the distillation weight in [0, 1]."""
         if not (self.warmup_iters or self.warmup_epochs):

@@ -113,22 +113,3 @@ class ClsDistiller(BaseDistiller):
         losses[loss_fn.loss_name] = self.loss_warmup_factor() * loss_fn(
             student_logits, teacher_logits.float(), labels)
         return losses
-
-    def predict(self,
-                inputs: Tensor,
-                data_samples: Optional[List[DataSample]] = None):
-        """The student's predictions, as mmpretrain's classifier gives."""
-        return self.student.predict(inputs, data_samples)
-
-    def forward(self,
-                inputs: Tensor,
-                data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.student(inputs, data_samples, mode='tensor')
-        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, '
-                           'predict and tensor mode')
