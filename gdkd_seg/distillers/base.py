@@ -40,7 +40,9 @@ def resolve_model_cfg(spec: ModelSpec, role: str) -> dict:
     """
     if isinstance(spec, str):
         try:
-            cfg = Config.fromfile(spec)
+            # mmengine resolves `pkg::path` only as a `_base_`.
+            cfg = Config.fromstring(f'_base_ = {spec!r}', '.py') \
+                if '::' in spec else Config.fromfile(spec)
         except FileNotFoundError as err:
             raise FileNotFoundError(
                 f'{role} config {spec!r} was not found: {err}') from err
@@ -182,6 +184,25 @@ class BaseDistiller(BaseModel):
             torch.autocast(device_type=device.type, dtype=self.teacher_dtype)
         with torch.no_grad(), autocast:
             yield
+
+    def predict(self, inputs: torch.Tensor, data_samples=None):
+        """The student's predictions, as the plain student model gives."""
+        return self.student.predict(inputs, data_samples)
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples=None,
+                mode: str = 'tensor'):
+        """mmengine's modes: 'loss' (subclasses define ``loss``), and
+        'predict' / 'tensor', which run the student alone."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.student(inputs, data_samples, mode='tensor')
+        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, '
+                           'predict and tensor mode')
 
     def loss_warmup_factor(self) -> float:
         """Linear ramp of the distillation weight in [0, 1]."""
