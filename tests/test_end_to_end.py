@@ -136,7 +136,8 @@ def test_ddp_two_processes_with_torchrun(workspace):
         'bash', 'tools/dist_train.sh', GDKD, '2', '--work-dir', work_dir,
         *student_options(data, str(root / 'teacher' / 'iter_2.pth'), 2,
                          batch=2)
-    ], env=dict(PORT=str(29500 + os.getpid() % 1000), PYTHON=sys.executable))
+    ], env=dict(PORT=str(29500 + os.getpid() % 1000), PYTHON=sys.executable,
+                OMP_NUM_THREADS='1'))  # two processes share two cores
     assert 'Distributed launcher: pytorch' in log or 'world_size: 2' in log
     assert 'declares a total batch of 8' in log  # 2 x 2 != 1 x 8
     assert osp.isfile(osp.join(work_dir, 'iter_2.pth'))

@@ -119,20 +119,3 @@ class SegDistiller(BaseDistiller):
             losses[name] = weight * loss_fn(student_logits[head],
                                             teacher_logits[head].float(), gt)
         return losses
-
-    def predict(self, inputs: Tensor, data_samples: Optional[List] = None):
-        """The student's predictions, as mmseg's ``EncoderDecoder`` gives."""
-        return self.student.predict(inputs, data_samples)
-
-    def forward(self,
-                inputs: Tensor,
-                data_samples: Optional[List] = None,
-                mode: str = 'tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.student._forward(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, '
-                           'predict and tensor mode')
