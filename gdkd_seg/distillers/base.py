@@ -159,6 +159,14 @@ class BaseDistiller(BaseModel):
         self.register_load_state_dict_post_hook(_ignore_missing_teacher)
 
     @staticmethod
+    def check_class_counts(student_classes, teacher_classes) -> None:
+        """Distilling logits needs one class set on both sides."""
+        if student_classes != teacher_classes:
+            raise ValueError(
+                f'class count mismatch: the student predicts '
+                f'{student_classes} classes, the teacher {teacher_classes}')
+
+    @staticmethod
     def build_losses(cfgs: Dict[str, dict]) -> nn.ModuleDict:
         """Build distillation losses from the mmseg scope, where gdkd_seg
         registers them, whatever the caller's default scope."""

@@ -86,11 +86,9 @@ class ClsDistiller(BaseDistiller):
                                                         self.teacher)):
             if getattr(model, 'head', None) is None:
                 raise ValueError(f'the {role} has no classification head')
-        s_classes = getattr(self.student.head, 'num_classes', None)
-        t_classes = getattr(self.teacher.head, 'num_classes', None)
-        if s_classes != t_classes:
-            raise ValueError(f'class count mismatch: the student predicts '
-                             f'{s_classes} classes, the teacher {t_classes}')
+        self.check_class_counts(
+            getattr(self.student.head, 'num_classes', None),
+            getattr(self.teacher.head, 'num_classes', None))
         self.distill_losses = self.build_losses({
             name:
             dict(cfg, ignore_index=cfg.get('ignore_index', NO_IGNORE))

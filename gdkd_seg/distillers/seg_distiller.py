@@ -71,11 +71,8 @@ class SegDistiller(BaseDistiller):
                 if getattr(model, f'with_{head}', False) is False:
                     raise ValueError(f'distill_losses names {head!r} but the '
                                      f'{role} has no {head}')
-        s_classes = self.student.decode_head.num_classes
-        t_classes = self.teacher.decode_head.num_classes
-        if s_classes != t_classes:
-            raise ValueError(f'class count mismatch: the student predicts '
-                             f'{s_classes} classes, the teacher {t_classes}')
+        self.check_class_counts(self.student.decode_head.num_classes,
+                                self.teacher.decode_head.num_classes)
         self.distill_losses = self.build_losses(distill_losses)
 
     @staticmethod
