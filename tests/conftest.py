@@ -17,6 +17,7 @@ def mmseg_scope():
     """Tests build models outside a Runner: set mmseg's default scope as
     mmseg's own tools do, and run from the repository root (configs use
     relative paths)."""
+    import gdkd_seg  # noqa: F401  (compat layer before mmseg's models)
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     os.chdir(ROOT)
