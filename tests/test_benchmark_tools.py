@@ -1,6 +1,8 @@
 """The benchmark tools run end to end on CPU and write their JSON."""
 import json
+import os
 import runpy
+import subprocess
 import sys
 
 import pytest
@@ -39,3 +41,23 @@ def test_benchmark_distill_step_quick(tmp_path, monkeypatch):
     rows = json.loads(out.read_text())['rows']
     assert [r['loss'] for r in rows] == ['fused', 'plain']
     assert all(r['step_ms'] > 0 and r['floor_ms'] > 0 for r in rows)
+
+
+def test_kernel_sass_counts_without_a_gpu(tmp_path):
+    """The offline SASS count runs on CPU, and the thread-per-pixel kernel
+    needs well under the tile kernel's instructions per pixel for GDKD on
+    Cityscapes-sized maps (static and exact, so the bound can be tight)."""
+    pytest.importorskip('triton')
+    out = tmp_path / 'sass.json'
+    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
+    subprocess.run([
+        sys.executable, 'tools/analysis_tools/kernel_sass.py', '--losses',
+        'gdkd', '--classes', '19', '--out', str(out)
+    ], check=True, env=env, capture_output=True, timeout=600)
+    rows = {r['kernel']: r for r in json.loads(out.read_text())}
+    tile, loop = rows['tile'], rows['class_loop']
+    for r in (tile, loop):
+        assert r['loops'] == 0 and r['spill_bytes'] == 0
+        assert r['by_category']['mufu'] > 0
+    assert loop['per_pixel'] < 0.6 * tile['per_pixel']
+    assert loop['by_category'].get('shuffle', 0) < 0.5

@@ -13,10 +13,20 @@ from gdkd_seg.losses.fused import (KIND_TOPK, Partition,
                                    fused_partitioned_kl, triton_available)
 
 DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
+# 'triton' picks its kernel (thread-per-pixel for maps, class tiles for
+# rows); 'triton-tile' forces the class-tile kernel on maps too.
 BACKENDS = ['torch']
 if triton_available() and (DEVICE == 'cuda'
                            or os.environ.get('TRITON_INTERPRET') == '1'):
-    BACKENDS.append('triton')
+    BACKENDS += ['triton', 'triton-tile']
+
+
+def backend_args(backend):
+    """``fused_partitioned_kl`` keywords for a BACKENDS entry."""
+    if backend == 'triton-tile':
+        return dict(backend='triton', config=('tile', ))
+    return dict(backend=backend)
+
 
 LOSSES = {
     'kd': (KDLoss, dict(temperature=2.0)),
@@ -54,7 +64,7 @@ def plain_and_fused(name, s, t, labels, backend, loss_weight=0.7, **kw):
             part = loss_fn.partition()
             loss = fused_partitioned_kl(
                 x, t, part, labels, loss_fn.ignore_index, loss_weight,
-                loss_fn.reduction, backend=backend)
+                loss_fn.reduction, **backend_args(backend))
         else:
             loss = loss_fn(x, t, labels)
         grad, = torch.autograd.grad(loss, x)
@@ -171,6 +181,40 @@ def test_k_equals_num_classes_empty_rest_group(backend):
         *plain_and_fused('gdkd3', s, t, labels, backend, k=5))
 
 
+@pytest.mark.skipif(not triton_available(), reason='needs triton')
+def test_triton_kernel_choice():
+    from gdkd_seg.losses import fused_triton
+    pick = fused_triton.pick_kernel
+    maps = torch.zeros(2, 19, 12)
+    assert pick(maps, maps, maps, 3) == 'class_loop'
+    assert pick(maps, maps, None, fused_triton.MAX_LOOP_K) == 'class_loop'
+    assert pick(maps, maps, None, fused_triton.MAX_LOOP_K + 1) == 'tile'
+    many = torch.zeros(1, fused_triton.MAX_LOOP_CLASSES + 1, 12)
+    assert pick(many, many, many, 3) == 'tile'
+    rows = torch.zeros(12, 19).t().unsqueeze(0)  # (N, C) as (1, C, N)
+    assert pick(rows, rows, rows, 3) == 'tile'
+    channels_last = torch.zeros(2, 19, 3, 4).contiguous(
+        memory_format=torch.channels_last).reshape(2, 19, 12)
+    assert pick(channels_last, maps, maps, 3) == 'tile'
+
+
+@pytest.mark.skipif('triton' not in BACKENDS, reason='needs a Triton run')
+def test_class_loop_kernel_at_its_limits():
+    # k = 8 fills every insertion slot; C = 32 uses the top bit of the int32
+    # membership bits; a coarse grid of teacher logits ties at the k-th.
+    s, t, labels = make_case(14, (1, 32, 3, 5))
+    t = (t * 0.7).round()
+    for name in ('gdkd', 'gdkd3'):
+        assert_equal_to_plain(*plain_and_fused(name, s, t, labels, 'triton',
+                                               k=8))
+    with pytest.raises(ValueError, match='class_loop kernel takes up to'):
+        fused_partitioned_kl(s, t, GDKDLoss(k=9).partition(), labels,
+                             backend='triton', config=('class_loop', ))
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        fused_partitioned_kl(s, t, GDKDLoss().partition(), labels,
+                             backend='triton', config=('fast', ))
+
+
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_sum_reduction_and_incoming_gradient(backend):
     s, t, labels = make_case(12)
@@ -180,8 +224,8 @@ def test_sum_reduction_and_incoming_gradient(backend):
     part = Partition(KIND_TOPK, 3, 1.0, (1.0, 2.0), 1.0)
     x = s.clone().requires_grad_(True)
     base, = torch.autograd.grad(
-        fused_partitioned_kl(x, t, part, labels, backend=backend), x)
-    (fused_partitioned_kl(x, t, part, labels, backend=backend) * -2.5
+        fused_partitioned_kl(x, t, part, labels, **backend_args(backend)), x)
+    (fused_partitioned_kl(x, t, part, labels, **backend_args(backend)) * -2.5
      ).backward()
     torch.testing.assert_close(x.grad, -2.5 * base)
 
@@ -192,7 +236,7 @@ def test_retained_graph_backward_twice(backend):
     x = s.clone().requires_grad_(True)
     loss = GDKDLoss(k=2)(x, t, labels) if backend == 'torch' else \
         fused_partitioned_kl(x, t, Partition(KIND_TOPK, 2, 1., (1., 2.)),
-                             labels, backend=backend)
+                             labels, **backend_args(backend))
     first, = torch.autograd.grad(loss * 2.0, x, retain_graph=True)
     second, = torch.autograd.grad(loss, x)
     torch.testing.assert_close(first, 2.0 * second)

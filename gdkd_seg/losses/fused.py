@@ -19,7 +19,9 @@ Inputs are ``(N, C)`` rows or ``(B, C, *spatial)`` maps, read in place as
 
 * ``'triton'`` (CUDA tensors, when triton imports): one kernel launch per
   forward (two with an ignore mask: one counts valid pixels) and one, which
-  reads nothing when the incoming gradient is 1, per backward.
+  reads nothing when the incoming gradient is 1, per backward; a
+  thread-per-pixel kernel for maps, a class-tile kernel for rows
+  (``fused_triton``).
 * ``'torch'`` (any device): chunks of pixels, each a few ``(C, L)``
   temporaries; nothing logits-sized besides the gradient.
 
@@ -404,7 +406,9 @@ def fused_partitioned_kl(student: Tensor,
         reduction (str): ``'mean'`` over valid rows or ``'sum'``.
         backend (str, optional): ``'triton'`` or ``'torch'``; default: triton
             for CUDA tensors when available, else torch.
-        config (tuple, optional): Triton ``(BLOCK_P, num_warps)`` override.
+        config (tuple, optional): Triton kernel and block override
+            (``fused_triton.launch``), e.g. ``('tile', )`` or
+            ``('class_loop', 128, 4)``.
 
     Returns:
         Tensor: 0-dim float32 loss (float64 for float64 torch-path inputs).

@@ -90,14 +90,16 @@ LOSSES = {'kd': KDLoss, 'dkd': DKDLoss, 'gdkd': GDKDLoss,
 
 
 def make_method(name, loss):
-    """``reference``, ``plain``, ``fused`` or ``fused:BLOCK_P:num_warps``
-    (the Triton kernel with that configuration)."""
+    """``reference``, ``plain``, ``fused`` or a Triton configuration:
+    ``fused:KERNEL``, ``fused:KERNEL:BLOCK_P:num_warps`` or
+    ``fused:BLOCK_P:num_warps`` (KERNEL: ``tile`` or ``class_loop``)."""
     if name == 'reference':
         assert loss == 'gdkd', 'the reference design is GDKD'
         return lambda s, t, y: reference_gdkd(s, t)
     module = LOSSES[loss](use_fused=name != 'plain')
     if name.startswith('fused:'):
-        config = tuple(int(v) for v in name.split(':')[1:])
+        config = tuple(v if v.isalpha() or '_' in v else int(v)
+                       for v in name.split(':')[1:])
         return lambda s, t, y: fused_partitioned_kl(
             s, t, module.partition(), y, config=config)
     return lambda s, t, y: module(s, t, y)
@@ -259,8 +261,10 @@ def main():
                         choices=list(LOSSES))
     parser.add_argument('--methods', nargs='+',
                         default=['reference', 'plain', 'fused'],
-                        help='reference, plain, fused, or fused:BLOCK_P:'
-                        'num_warps for a Triton configuration')
+                        help='reference, plain, fused, or a Triton '
+                        'configuration: fused:KERNEL[:BLOCK_P:num_warps] '
+                        '(KERNEL tile or class_loop) or '
+                        'fused:BLOCK_P:num_warps')
     parser.add_argument('--dtypes', nargs='+', default=['float32'])
     parser.add_argument('--ignore', type=float, default=0.0,
                         help='fraction of ignored pixels (labels passed)')

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything the fused loss needs a GPU for, in one call: the fused-vs-plain
 # tests on CUDA, the loss benchmark (reference design, plain, fused; fp32 and
-# bf16), the other losses with an ignore mask, a Triton block-size sweep, and
-# the full distillation step. Logs and JSON go to $OUT (default
+# bf16), the two Triton kernels and block sizes, the other losses with an
+# ignore mask, and the full distillation step. Logs and JSON go to $OUT (default
 # work_dirs/gpu_check).
 #
 # Run from the repository root (or a copy of gdkd_seg/, tests/, tools/ and
@@ -33,7 +33,7 @@ nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm \
 $PY -c 'import torch, triton; print("torch", torch.__version__, "triton",
 triton.__version__, torch.cuda.get_device_name())' | tee -a "$OUT/device.log"
 
-STEPS=${STEPS:-loss losses_ignore sweep tests distill_step}
+STEPS=${STEPS:-loss kernels losses_ignore tests distill_step}
 for step in $STEPS; do
     case $step in
     loss) run loss 110 $PY tools/analysis_tools/benchmark_loss.py \
@@ -42,10 +42,14 @@ for step in $STEPS; do
         tools/analysis_tools/benchmark_loss.py --losses kd dkd gdkd gdkd3 \
         --methods plain fused --ignore 0.2 --repeats 20 \
         --shapes 8x19x64x128 8x19x512x1024 --out "$OUT/losses_ignore.json" ;;
-    sweep) run sweep 50 $PY tools/analysis_tools/benchmark_loss.py \
-        --methods fused fused:32:1 fused:64:2 fused:128:4 fused:256:8 \
-        --dtypes float32 bfloat16 --shapes 8x19x512x1024 --repeats 20 \
-        --out "$OUT/sweep.json" ;;
+    # The two Triton kernels on maps, and the thread-per-pixel kernel's
+    # block sizes (one pixel per thread at 32:1 .. 128:4, two at 256:4).
+    kernels) run kernels 90 $PY tools/analysis_tools/benchmark_loss.py \
+        --methods fused:tile fused:class_loop fused:class_loop:32:1 \
+        fused:class_loop:64:2 fused:class_loop:256:8 \
+        fused:class_loop:256:4 --dtypes float32 bfloat16 \
+        --shapes 8x19x64x128 8x19x512x1024 --repeats 20 \
+        --out "$OUT/kernels.json" ;;
     # Kernel variants compile on first use (seconds each): a focused subset.
     tests) run tests 110 $PY -m pytest -q -p no:cacheprovider \
         -W ignore::RuntimeWarning tests/test_fused.py -k "triton and \
