@@ -200,8 +200,8 @@ def test_triton_kernel_choice():
 
 @pytest.mark.skipif('triton' not in BACKENDS, reason='needs a Triton run')
 def test_class_loop_kernel_at_its_limits():
-    # k = 8 fills every insertion slot; C = 32 uses the top bit of the int32
-    # membership bits; a coarse grid of teacher logits ties at the k-th.
+    # k = 8 fills every insertion slot at the largest class count the kernel
+    # takes; a coarse grid of teacher logits ties at the k-th.
     s, t, labels = make_case(14, (1, 32, 3, 5))
     t = (t * 0.7).round()
     for name in ('gdkd', 'gdkd3'):

@@ -432,8 +432,7 @@ def _class_loop_kernel(
     if KIND >= 2:
         thr, need, first = _topk_threshold(ts, C, K)
 
-    # Group maxima; top-k membership is worked out once, into a bit per
-    # class, for the two passes after this one.
+    # Group ids (kept per class) and group maxima.
     ms0 = zero + float('-inf')
     ms1 = ms0
     ms2 = ms0
@@ -441,8 +440,7 @@ def _class_loop_kernel(
     mt1 = ms0
     mt2 = ms0
     tied = need * 0
-    in_top = need * 0
-    one = need * 0 + 1
+    gids = ()
     for c in tl.static_range(C):
         top = pix_ok
         if KIND >= 2:
@@ -450,8 +448,8 @@ def _class_loop_kernel(
             equal = key == thr
             top = (key > thr) | (equal & (tied < need))
             tied += equal.to(tl.int32)
-            in_top |= tl.where(top, one << c, 0)
         gid = _group_of(c, top, lab, first, KIND)
+        gids = gids + (gid, )
         ms0 = tl.maximum(ms0, tl.where(gid == 0, ss[c], float('-inf')))
         mt0 = tl.maximum(mt0, tl.where(gid == 0, ts[c], float('-inf')))
         if NUM_GROUPS >= 2:
@@ -477,9 +475,8 @@ def _class_loop_kernel(
     a2 = zero
     es_all = ()
     et_all = ()
-    gids = ()
     for c in tl.static_range(C):
-        gid = _group_of(c, (in_top & (one << c)) != 0, lab, first, KIND)
+        gid = gids[c]
         xs = (ss[c] - _pick(gid, ms0, ms1, ms2, NUM_GROUPS)) * inv_t2
         xt = (ts[c] - _pick(gid, mt0, mt1, mt2, NUM_GROUPS)) * inv_t2
         es = tl.exp2(xs)
@@ -487,7 +484,6 @@ def _class_loop_kernel(
         etd = tl.where(et > 0., et * (xt - xs), 0.)
         es_all = es_all + (es, )
         et_all = et_all + (et, )
-        gids = gids + (gid, )
         if NUM_GROUPS == 1:
             zs0 += es
             zt0 += et
@@ -580,9 +576,9 @@ def _ticket(device: torch.device) -> torch.Tensor:
 KERNELS = ('tile', 'class_loop')
 
 
-# The class loop is unrolled at compile time (one kernel per C) and keeps
-# top-k membership as bits of an int32 and the top-k values in 8 registers:
-# up to 32 classes and k = 8; beyond, the tile kernel.
+# The class loop is unrolled at compile time (one kernel per C) and holds
+# every class's values in registers, the top-k values in 8 of them: up to
+# 32 classes and k = 8; beyond, the tile kernel.
 MAX_LOOP_CLASSES = 32
 MAX_LOOP_K = 8
 

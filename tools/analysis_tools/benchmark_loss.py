@@ -13,7 +13,9 @@ gradient once, at a copy bandwidth measured in the same run) and exponentials
 (two per logit, at a measured CPU rate or the GPU's nominal special-function
 rate).
 
-GPU: CUDA events, median over repeats; peak memory = torch.cuda's peak
+GPU: CUDA events, median over repeats; also the same with the host ahead of
+the GPU (a GPU sleep first, as when the networks keep the GPU busy in
+training), which leaves out host overhead; peak memory = torch.cuda's peak
 minus what was allocated before the step (inputs); kernel launches per step
 from the profiler. CPU: wall clock, median, repeats interleaved across
 methods; peak memory from a tracker of live tensor storage.
@@ -179,6 +181,35 @@ def time_gpu(method, s, t, labels, repeats, warmup):
     return statistics.median(times), peak
 
 
+def time_gpu_queued(method, s, t, labels, repeats):
+    """Median device ms of a step with the host ahead of the GPU.
+
+    In training the GPU is busy with the networks while the host queues the
+    loss, so host overhead hides; here a GPU sleep holds the stream while the
+    host queues the step, and the events see device work and launch gaps
+    only. None without ``torch.cuda._sleep``.
+    """
+    if not hasattr(torch.cuda, '_sleep'):
+        return None
+    start = time.perf_counter()
+    step(method, s, t, labels)
+    host_s = time.perf_counter() - start
+    torch.cuda.synchronize()
+    # Sleep for 3x the host's queueing time (>= 1 ms) at <= 2 GHz.
+    cycles = int(max(3 * host_s, 1e-3) * 2e9)
+    times = []
+    for _ in range(repeats):
+        begin = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        torch.cuda._sleep(cycles)
+        begin.record()
+        step(method, s, t, labels)
+        end.record()
+        end.synchronize()
+        times.append(begin.elapsed_time(end))
+    return statistics.median(times)
+
+
 def kernels_per_step(method, s, t, labels):
     """CUDA kernels (and memsets) launched by one forward+backward."""
     from torch.profiler import ProfilerActivity, profile
@@ -315,11 +346,13 @@ def main():
             if not gpu:
                 timings = time_cpu(methods, s, t, labels, repeats, warmup)
             for name, method in methods.items():
-                launches = kernel_ms = None
+                launches = kernel_ms = queued_ms = None
                 try:
                     if gpu:
                         ms, peak = time_gpu(method, s, t, labels, repeats,
                                             warmup)
+                        queued_ms = time_gpu_queued(method, s, t, labels,
+                                                    repeats)
                         launches, kernel_ms = kernels_per_step(
                             method, s, t, labels)
                     else:
@@ -331,33 +364,38 @@ def main():
                 result['methods'][name] = dict(
                     ms=ms, peak_bytes=peak,
                     peak_over_logits=peak / (numel * size),
-                    launches=launches, kernel_ms=kernel_ms)
+                    launches=launches, kernel_ms=kernel_ms,
+                    queued_ms=queued_ms)
             rows.append(result)
             del s, t, labels
             if gpu:
                 torch.cuda.empty_cache()
 
-    header = (f"{'shape':>14} {'dtype':>8} {'method':>9} {'ms':>9} "
+    header = (f"{'shape':>14} {'dtype':>8} {'method':>22} {'ms':>9} "
               f"{'x fused':>8} {'peak MiB':>9} {'xlogits':>7} "
-              f"{'launch':>6} {'kern ms':>8}")
+              f"{'launch':>6} {'kern ms':>8} {'queued':>8}")
     print(f'\nforward+backward on {card}; ignore={args.ignore}; '
-          "'x fused' = time / the fused path's time")
+          "'x fused' = time / the fused path's time; 'queued' = device "
+          'ms with the host ahead')
     print(header)
     for r in rows:
         fused_ms = r['methods'].get('fused', {}).get('ms')
         for name, m in r['methods'].items():
             if 'error' in m:
-                print(f"{r['shape']:>14} {r['dtype']:>8} {name:>9} "
+                print(f"{r['shape']:>14} {r['dtype']:>8} {name:>22} "
                       f"{m['error']}")
                 continue
             ratio = m['ms'] / fused_ms if fused_ms else float('nan')
             launch = '-' if m['launches'] is None else str(m['launches'])
             kern = '-' if m['kernel_ms'] is None else f"{m['kernel_ms']:.3f}"
-            print(f"{r['shape']:>14} {r['dtype']:>8} {name:>9} "
+            queued = '-' if m['queued_ms'] is None else \
+                f"{m['queued_ms']:.3f}"
+            print(f"{r['shape']:>14} {r['dtype']:>8} {name:>22} "
                   f"{m['ms']:9.3f} {ratio:8.2f} "
                   f"{m['peak_bytes'] / 2**20:9.1f} "
-                  f"{m['peak_over_logits']:7.2f} {launch:>6} {kern:>8}")
-        print(f"{r['shape']:>14} {r['dtype']:>8} {'floors':>9} "
+                  f"{m['peak_over_logits']:7.2f} {launch:>6} {kern:>8} "
+                  f"{queued:>8}")
+        print(f"{r['shape']:>14} {r['dtype']:>8} {'floors':>22} "
               f"({r['loss']}) bandwidth {r['floor_bandwidth_ms']:.3f} ms, "
               f"exp {r['floor_exp_ms']:.3f} ms")
     if args.out:
