@@ -181,6 +181,14 @@ def test_k_equals_num_classes_empty_rest_group(backend):
         *plain_and_fused('gdkd3', s, t, labels, backend, k=5))
 
 
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_dkd_clamps_out_of_range_labels_like_plain(backend):
+    s, t, labels = make_case(15)
+    labels[0, 0, :3] = 40
+    labels[1, 2, :2] = -3
+    assert_equal_to_plain(*plain_and_fused('dkd', s, t, labels, backend))
+
+
 @pytest.mark.skipif(not triton_available(), reason='needs triton')
 def test_triton_kernel_choice():
     from gdkd_seg.losses import fused_triton

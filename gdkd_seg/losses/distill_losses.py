@@ -92,10 +92,9 @@ class _DistillLoss(nn.Module):
             ``'none'``; float32 (float64 for float64 inputs).
         """
         teacher_logits = F.align_teacher(student_logits, teacher_logits)
-        labels = valid = None
+        labels = None
         if gt_seg is not None:
             labels = F.labels_to_rows(gt_seg, student_logits)
-            valid = labels != self.ignore_index
         elif self.needs_labels:
             raise ValueError(f'{type(self).__name__} partitions by the ground '
                              'truth: call it with gt_seg')
@@ -108,6 +107,7 @@ class _DistillLoss(nn.Module):
         rows = self.row_losses(
             F.flatten_logits(student_logits),
             F.flatten_logits(teacher_logits), labels)
+        valid = None if labels is None else labels != self.ignore_index
         return self.loss_weight * F.reduce_rows(rows, valid, self.reduction)
 
 

@@ -314,7 +314,9 @@ def _torch_forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
             valid = None if valid2 is None else valid2[b, sl]
             labels = None
             if part.kind == KIND_LABEL:
-                labels = labels2[b, sl]
+                # DKD needs a class id for every valid row, as
+                # functional.dkd_loss (ignored rows are masked below).
+                labels = labels2[b, sl].clamp(0, C - 1)
             grad_scale = None
             if grad3 is not None:
                 grad_scale = s.new_full(s.shape[1:],
@@ -436,11 +438,6 @@ def fused_partitioned_kl(student: Tensor,
             student.numel() // num_classes
         if labels.numel() != rows:
             raise ValueError(f'{labels.numel()} labels for {rows} rows')
-        if part.kind == KIND_LABEL:
-            # Rows are valid or ignored; DKD needs an in-range class id for
-            # the valid ones, exactly as functional.dkd_loss does.
-            labels = torch.where(labels == ignore_index, labels,
-                                 labels.clamp(0, num_classes - 1))
     if backend is None:
         backend = 'triton' if student.is_cuda and triton_available() and \
             student.dtype != torch.float64 else 'torch'

@@ -147,6 +147,30 @@ def _pixel_terms(ms0, ms1, ms2, mt0, mt1, mt2, zs0, zs1, zs2, zt0, zt1, zt2,
     return row, cp0, cp1, cp2, cq0, cq1, cq2
 
 
+@triton.jit
+def _pixel_labels(lab_ptr, pid_b, l_sb, l_sp, pix, pix_ok, ignore_index, C,
+                  count_ptr, num_rows, HAS_LABELS: tl.constexpr,
+                  COUNT_ON_DEVICE: tl.constexpr):
+    """A block's labels and valid pixels, and 1 / the number of valid rows.
+
+    Labels are clamped into [0, C): the DKD partition needs a class id for
+    every valid pixel, as ``functional.dkd_loss`` (ignored ones are masked).
+    """
+    if HAS_LABELS:
+        lab = tl.load(lab_ptr + pid_b * l_sb + pix * l_sp, mask=pix_ok,
+                      other=ignore_index).to(tl.int32)
+        valid = pix_ok & (lab != ignore_index)
+        lab = tl.minimum(tl.maximum(lab, 0), C - 1)
+    else:
+        lab = tl.zeros(pix.shape, tl.int32)
+        valid = pix_ok
+    if COUNT_ON_DEVICE:
+        count = tl.load(count_ptr)
+    else:
+        count = num_rows
+    return lab, valid, 1. / tl.maximum(count, 1.)
+
+
 # Strides stay specialised (a unit pixel stride gives 16-byte loads along
 # pixels). Hiding it to get one pixel per thread compiled to ~1900 shuffles and
 # 5 KB of spills per thread with Triton 3.6 and ran 25 ms at full resolution
@@ -172,18 +196,9 @@ def _partitioned_kl_kernel(
                 mask=tile_ok, other=float('-inf')).to(tl.float32)
     t = tl.load(t_ptr + pid_b * t_sb + cls * t_sc + pix[None, :] * t_sp,
                 mask=tile_ok, other=float('-inf')).to(tl.float32)
-    if HAS_LABELS:
-        lab = tl.load(lab_ptr + pid_b * l_sb + pix * l_sp, mask=pix_ok,
-                      other=ignore_index).to(tl.int32)
-        valid = pix_ok & (lab != ignore_index)
-    else:
-        lab = tl.zeros([BLOCK_P], tl.int32)
-        valid = pix_ok
-    if COUNT_ON_DEVICE:
-        count = tl.load(count_ptr)
-    else:
-        count = num_rows
-    inv_n = 1. / tl.maximum(count, 1.)
+    lab, valid, inv_n = _pixel_labels(lab_ptr, pid_b, l_sb, l_sp, pix, pix_ok,
+                                      ignore_index, C, count_ptr, num_rows,
+                                      HAS_LABELS, COUNT_ON_DEVICE)
 
     # Group ids and the teacher's group maxima.
     if KIND == 0:
@@ -406,18 +421,9 @@ def _class_loop_kernel(
     pid_b = tl.program_id(1)
     pix = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
     pix_ok = pix < P
-    if HAS_LABELS:
-        lab = tl.load(lab_ptr + pid_b * l_sb + pix * l_sp, mask=pix_ok,
-                      other=ignore_index).to(tl.int32)
-        valid = pix_ok & (lab != ignore_index)
-    else:
-        lab = tl.zeros([BLOCK_P], tl.int32)
-        valid = pix_ok
-    if COUNT_ON_DEVICE:
-        count = tl.load(count_ptr)
-    else:
-        count = num_rows
-    inv_n = 1. / tl.maximum(count, 1.)
+    lab, valid, inv_n = _pixel_labels(lab_ptr, pid_b, l_sb, l_sp, pix, pix_ok,
+                                      ignore_index, C, count_ptr, num_rows,
+                                      HAS_LABELS, COUNT_ON_DEVICE)
     ss = ()
     ts = ()
     for c in tl.static_range(C):
