@@ -567,6 +567,16 @@ def _scale_kernel(x_ptr, n, factor_ptr, BLOCK: tl.constexpr):
                      mask=idx < n)
 
 
+def _cdiv(a: int, b: int) -> int:
+    # triton.cdiv goes through Triton's constexpr-function wrapper, ~7 us a
+    # call from Python: host time on a launch-bound path.
+    return -(-a // b)
+
+
+def next_power_of_2(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
+
+
 _TICKETS = {}
 
 
@@ -611,7 +621,7 @@ def default_config(num_classes: int, kernel: str = 'tile'):
     """
     if kernel == 'class_loop':
         return 128, 4
-    block_c = triton.next_power_of_2(num_classes)
+    block_c = next_power_of_2(num_classes)
     if block_c <= 32:
         return 32, 1
     return max(1, 4096 // block_c), 4
@@ -650,7 +660,7 @@ def launch(s3: torch.Tensor, t3: torch.Tensor, labels2, grad3, kind: int,
                          f'{MAX_LOOP_CLASSES} classes and k <= {MAX_LOOP_K}, '
                          f'got C={C}, k={k}')
     block_p, num_warps = sizes or default_config(C, kernel)
-    grid = (triton.cdiv(P, block_p), B)
+    grid = (_cdiv(P, block_p), B)
     partials = torch.empty(grid[0] * grid[1], dtype=torch.float32,
                            device=device)
     loss = torch.empty((), dtype=torch.float32, device=device)
@@ -659,7 +669,7 @@ def launch(s3: torch.Tensor, t3: torch.Tensor, labels2, grad3, kind: int,
     has_labels = labels2 is not None
     if has_labels and mean:
         count = torch.empty((), dtype=torch.float32, device=device)
-        cgrid = (triton.cdiv(P, 1024), B)
+        cgrid = (_cdiv(P, 1024), B)
         cpart = torch.empty(cgrid[0] * cgrid[1], dtype=torch.float32,
                             device=device)
         _count_valid_kernel[cgrid](labels2, P, labels2.stride(0),
@@ -685,7 +695,7 @@ def launch(s3: torch.Tensor, t3: torch.Tensor, labels2, grad3, kind: int,
         _class_loop_kernel[grid](*args, **meta)
     else:
         _partitioned_kl_kernel[grid](
-            *args, BLOCK_C=triton.next_power_of_2(C), **meta)
+            *args, BLOCK_C=next_power_of_2(C), **meta)
     return loss
 
 
@@ -697,5 +707,5 @@ def scale_(x: torch.Tensor, factor: torch.Tensor) -> None:
         sms = torch.cuda.get_device_properties(x.device).multi_processor_count
     else:
         sms = 1
-    grid = (max(1, min(triton.cdiv(n, block), 4 * sms)), )
+    grid = (max(1, min(_cdiv(n, block), 4 * sms)), )
     _scale_kernel[grid](x, n, factor.reshape(()), BLOCK=block)

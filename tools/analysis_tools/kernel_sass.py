@@ -82,7 +82,7 @@ def compile_kernel(kernel, loss, num_classes, dtype, labels, block_p,
     if kernel == 'class_loop':
         constexprs['C'] = num_classes
     else:
-        constexprs['BLOCK_C'] = triton.next_power_of_2(num_classes)
+        constexprs['BLOCK_C'] = fused_triton.next_power_of_2(num_classes)
     # Maps: the pixel strides are 1 (Triton specialises ints equal to 1).
     constexprs.update(s_sp=1, t_sp=1, g_sp=1)
     signature = {}
