@@ -297,55 +297,12 @@ def _partitioned_kl_kernel(
 
 
 @triton.jit
-def _insert(x, v0, v1, v2, v3, v4, v5, v6, v7, K: tl.constexpr):
-    """Insert x into the descending top-K multiset ``v0 >= ... >= v{K-1}``
-    (each slot takes the larger of itself and what the slot above gives
-    up; slots from K on are unused)."""
-    if K > 7:
-        v7 = tl.maximum(v7, tl.minimum(v6, x))
-    if K > 6:
-        v6 = tl.maximum(v6, tl.minimum(v5, x))
-    if K > 5:
-        v5 = tl.maximum(v5, tl.minimum(v4, x))
-    if K > 4:
-        v4 = tl.maximum(v4, tl.minimum(v3, x))
-    if K > 3:
-        v3 = tl.maximum(v3, tl.minimum(v2, x))
-    if K > 2:
-        v2 = tl.maximum(v2, tl.minimum(v1, x))
-    if K > 1:
-        v1 = tl.maximum(v1, tl.minimum(v0, x))
-    v0 = tl.maximum(v0, x)
-    return v0, v1, v2, v3, v4, v5, v6, v7
-
-
-@triton.jit
-def _count_equal(thr, v0, v1, v2, v3, v4, v5, v6, v7, K: tl.constexpr):
-    """How many of the top-K slots hold ``thr``."""
-    n = (v0 == thr).to(tl.int32)
-    if K > 1:
-        n += (v1 == thr).to(tl.int32)
-    if K > 2:
-        n += (v2 == thr).to(tl.int32)
-    if K > 3:
-        n += (v3 == thr).to(tl.int32)
-    if K > 4:
-        n += (v4 == thr).to(tl.int32)
-    if K > 5:
-        n += (v5 == thr).to(tl.int32)
-    if K > 6:
-        n += (v6 == thr).to(tl.int32)
-    if K > 7:
-        n += (v7 == thr).to(tl.int32)
-    return n
-
-
-@triton.jit
 def _topk_threshold(ts, C: tl.constexpr, K: tl.constexpr):
     """Per pixel, the teacher's k-th largest logit and how to break ties.
 
-    ``ts``: the C teacher logit vectors. The k largest, with repeats, by
-    insertion (k <= ``MAX_LOOP_K``); ``thr`` is the k-th. The top-k classes
+    ``ts``: the C teacher logit vectors. The k largest, with repeats, are
+    kept sorted in k registers (each slot takes the larger of itself and
+    what the slot above gives up); ``thr`` is the k-th. The top-k classes
     are those above ``thr`` and the first ``need`` (in class order) equal to
     it, ``need`` being how many of the k largest equal ``thr`` -- a stable
     descending sort's top-k. ``first`` is the lowest class index holding
@@ -354,36 +311,21 @@ def _topk_threshold(ts, C: tl.constexpr, K: tl.constexpr):
     Returns:
         tuple: ``(thr, need, first)``.
     """
-    v0 = tl.zeros(ts[0].shape, tl.float32) + float('-inf')
-    v1 = v0
-    v2 = v0
-    v3 = v0
-    v4 = v0
-    v5 = v0
-    v6 = v0
-    v7 = v0
+    top = ()
+    for j in tl.static_range(K):
+        top = top + (tl.zeros(ts[0].shape, tl.float32) + float('-inf'), )
     first = tl.zeros(ts[0].shape, tl.int32)
     for c in tl.static_range(C):
         key = tl.maximum(ts[c], -3.4028234663852886e38)
-        first = tl.where(key > v0, c, first)
-        v0, v1, v2, v3, v4, v5, v6, v7 = _insert(key, v0, v1, v2, v3, v4, v5,
-                                                 v6, v7, K)
-    thr = v0
-    if K == 2:
-        thr = v1
-    elif K == 3:
-        thr = v2
-    elif K == 4:
-        thr = v3
-    elif K == 5:
-        thr = v4
-    elif K == 6:
-        thr = v5
-    elif K == 7:
-        thr = v6
-    elif K == 8:
-        thr = v7
-    need = _count_equal(thr, v0, v1, v2, v3, v4, v5, v6, v7, K)
+        first = tl.where(key > top[0], c, first)
+        new = (tl.maximum(top[0], key), )
+        for j in tl.static_range(1, K):
+            new = new + (tl.maximum(top[j], tl.minimum(top[j - 1], key)), )
+        top = new
+    thr = top[K - 1]
+    need = tl.zeros(ts[0].shape, tl.int32)
+    for j in tl.static_range(K):
+        need += (top[j] == thr).to(tl.int32)
     return thr, need, first
 
 
@@ -592,9 +534,10 @@ def _ticket(device: torch.device) -> torch.Tensor:
 KERNELS = ('tile', 'class_loop')
 
 
-# The class loop is unrolled at compile time (one kernel per C) and holds
-# every class's values in registers, the top-k values in 8 of them: up to
-# 32 classes and k = 8; beyond, the tile kernel.
+# The class loop is unrolled at compile time (one kernel per C and k) and
+# holds every class's values and the k largest teacher logits in registers:
+# up to 32 classes and k = 8 (beyond, registers spill); else the tile
+# kernel.
 MAX_LOOP_CLASSES = 32
 MAX_LOOP_K = 8
 

@@ -70,9 +70,10 @@ def _tool(name):
 
 
 def compile_kernel(kernel, loss, num_classes, dtype, labels, block_p,
-                   num_warps, arch):
+                   num_warps, arch, k=None):
     """Triton's compiled kernel for one configuration (no GPU needed)."""
-    kind, k, groups = LOSSES[loss]
+    kind, default_k, groups = LOSSES[loss]
+    k = default_k if k is None or kind < 2 else k
     fn = (fused_triton._class_loop_kernel if kernel == 'class_loop' else
           fused_triton._partitioned_kl_kernel)
     elem = '*' + TRITON_DTYPES[dtype]
@@ -173,6 +174,8 @@ def parse_args():
     parser.add_argument('--configs', nargs='*', default=[],
                         help='BLOCK_P:num_warps to compile besides each '
                         "kernel's default")
+    parser.add_argument('--k', type=int,
+                        help='top-k size of gdkd/gdkd3 (default 3)')
     parser.add_argument('--labels', action='store_true',
                         help='with an ignore mask (labels read)')
     parser.add_argument('--arch', type=int, default=90,
@@ -200,11 +203,12 @@ def main():
                     for block_p, num_warps in dict.fromkeys(configs):
                         compiled = compile_kernel(
                             kernel, loss, num_classes, dtype, args.labels,
-                            block_p, num_warps, args.arch)
+                            block_p, num_warps, args.arch, args.k)
                         r = analyse(compiled, block_p, num_warps, args.arch)
                         r.update(loss=loss, classes=num_classes, dtype=dtype,
                                  kernel=kernel, block_p=block_p,
                                  num_warps=num_warps, labels=args.labels,
+                                 k=args.k or LOSSES[loss][1],
                                  triton=triton.__version__, arch=args.arch)
                         results.append(r)
                         if kernel == 'tile' and tile is None:
