@@ -244,12 +244,14 @@ def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
         # Each group's log-softmax relative to the group's own max. An empty
         # group's max is junk (~-3e38): it borrows a real one so no shift
         # loses precision (no class uses it, its mass is 0 anyway).
-        present = [m.amax(dim=0) > 0 for m in masks]
         ms = [_group_max(s, m) for m in masks]
         mt = [_group_max(t, m) for m in masks]
-        for g in range(len(masks)):
-            ms[g] = torch.where(present[g], ms[g], s.amax(dim=0))
-            mt[g] = torch.where(present[g], mt[g], t.amax(dim=0))
+        present = [m.amax(dim=0) > 0 for m in masks]
+        if not all(bool(p.all()) for p in present):
+            s_max, t_max = s.amax(dim=0), t.amax(dim=0)
+            for g in range(len(masks)):
+                ms[g] = torch.where(present[g], ms[g], s_max)
+                mt[g] = torch.where(present[g], mt[g], t_max)
         xs = s - _per_class(masks, ms)
         xt = t - _per_class(masks, mt)
         ms, mt = _effective(ms), _effective(mt)
@@ -292,6 +294,11 @@ def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
     return rows, grad.addcmul_(et, _per_class(masks, coef_q), value=-1.)
 
 
+def _classes_first(x3: Tensor) -> Tensor:
+    """``(b, C, L)`` -> ``(C, b * L)``: a view for one image, else a copy."""
+    return x3.transpose(0, 1).reshape(x3.shape[1], -1)
+
+
 def _torch_forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
                    grad3: Optional[Tensor], part: Partition, scale: float,
                    ignore_index: int, mean: bool) -> Tensor:
@@ -305,18 +312,22 @@ def _torch_forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
     else:
         inv_n = 1.
     step = max(1, _CHUNK_ELEMENTS // C)
+    # Whole images per chunk when they fit: small maps then run a few large
+    # ops instead of many small ones (per-op overhead dominated them).
+    images = max(1, step // P)
     total = torch.zeros((), dtype=dtype, device=s3.device)
-    for b in range(B):
+    for b0 in range(0, B, images):
+        b1 = min(B, b0 + images)
         for p0 in range(0, P, step):
             sl = slice(p0, p0 + step)
-            s = s3[b, :, sl].to(dtype)
-            t = t3[b, :, sl].to(dtype)
-            valid = None if valid2 is None else valid2[b, sl]
+            s = _classes_first(s3[b0:b1, :, sl]).to(dtype)
+            t = _classes_first(t3[b0:b1, :, sl]).to(dtype)
+            valid = None if valid2 is None else valid2[b0:b1, sl].reshape(-1)
             labels = None
             if part.kind == KIND_LABEL:
                 # DKD needs a class id for every valid row, as
                 # functional.dkd_loss (ignored rows are masked below).
-                labels = labels2[b, sl].clamp(0, C - 1)
+                labels = labels2[b0:b1, sl].reshape(-1).clamp(0, C - 1)
             grad_scale = None
             if grad3 is not None:
                 grad_scale = s.new_full(s.shape[1:],
@@ -328,7 +339,8 @@ def _torch_forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
                 rows = torch.where(valid, rows, 0.)
             total += rows.sum()
             if grad is not None:
-                grad3[b, :, sl] = grad
+                grad3[b0:b1, :, sl] = grad.reshape(C, b1 - b0, -1) \
+                    .transpose(0, 1)
     return total * (part.temperature**2 * scale * inv_n)
 
 
