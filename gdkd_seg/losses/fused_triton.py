@@ -62,10 +62,11 @@ def _leaf_kl(a, zs, zt):
 
 
 @triton.jit
-def _pixel_terms(ms0, ms1, ms2, mt0, mt1, mt2, zs0, zs1, zs2, zt0, zt1, zt2,
-                 a0, a1, a2, valid, inv_t, scale, w_bin, w_g0, w_g1, w_g2,
-                 NUM_GROUPS: tl.constexpr):
-    """A pixel's loss and gradient coefficients from its group statistics.
+def _pixel_terms(partial_ptr, ms0, ms1, ms2, mt0, mt1, mt2, zs0, zs1, zs2,
+                 zt0, zt1, zt2, a0, a1, a2, valid, inv_t, scale, w_bin, w_g0,
+                 w_g1, w_g2, NUM_GROUPS: tl.constexpr):
+    """The pixels' losses and gradient coefficients from group statistics;
+    stores the block's loss sum (without T**2) to its ``partial_ptr`` slot.
 
     Per group g: ``ms_g``/``mt_g`` the student/teacher max, ``zs_g``/``zt_g``
     the sums of ``exp((x - m_g) / T)``, ``a_g`` = sum et (xt - xs) in base 2.
@@ -75,7 +76,7 @@ def _pixel_terms(ms0, ms1, ms2, mt0, mt1, mt2, zs0, zs1, zs2, zt0, zt1, zt2,
     empty groups are 0 (no class picks them).
 
     Returns:
-        tuple: ``(row, cp0, cp1, cp2, cq0, cq1, cq2)``, row without T**2.
+        tuple: ``(cp0, cp1, cp2, cq0, cq1, cq2)``.
     """
     # q^g_i log(q^g_i / p^g_i) summed over g = (sum et*(xt-xs))/Zt - log Zt
     # + log Zs; 0 log 0 = 0 where the teacher's probability is 0.
@@ -144,7 +145,9 @@ def _pixel_terms(ms0, ms1, ms2, mt0, mt1, mt2, zs0, zs1, zs2, zt0, zt1, zt2,
         cp2 = tl.where(zs2 > 0., scale * (w_bin * (big_p2 - big_q2) + w_g2)
                        / zs2, 0.)
         cq2 = tl.where(zt2 > 0., scale * w_g2 / zt2, 0.)
-    return row, cp0, cp1, cp2, cq0, cq1, cq2
+    tl.store(partial_ptr + tl.program_id(1) * tl.num_programs(0) +
+             tl.program_id(0), tl.sum(tl.where(valid, row, 0.), axis=0))
+    return cp0, cp1, cp2, cq0, cq1, cq2
 
 
 @triton.jit
@@ -279,12 +282,10 @@ def _partitioned_kl_kernel(
         zs2 = _group_sum(es, gid, 2)
         zt2 = _group_sum(et, gid, 2)
         a2 = _group_sum(etd, gid, 2)
-    row, cp0, cp1, cp2, cq0, cq1, cq2 = _pixel_terms(
-        ms0, ms1, ms2, mt0, mt1, mt2, zs0, zs1, zs2, zt0, zt1, zt2, a0, a1,
-        a2, valid, inv_t, grad_coef * inv_n, w_bin, w_g0, w_g1, w_g2,
-        NUM_GROUPS)
-    tl.store(partial_ptr + pid_b * tl.num_programs(0) + pid_p,
-             tl.sum(tl.where(valid, row, 0.), axis=0))
+    cp0, cp1, cp2, cq0, cq1, cq2 = _pixel_terms(
+        partial_ptr, ms0, ms1, ms2, mt0, mt1, mt2, zs0, zs1, zs2, zt0, zt1,
+        zt2, a0, a1, a2, valid, inv_t, grad_coef * inv_n, w_bin, w_g0, w_g1,
+        w_g2, NUM_GROUPS)
     if WRITE_GRAD:
         grad = es * _pick(gid, cp0[None, :], cp1[None, :], cp2[None, :],
                           NUM_GROUPS) - \
@@ -450,12 +451,10 @@ def _class_loop_kernel(
                 zs2 += in2 * es
                 zt2 += in2 * et
                 a2 += tl.where(gid == 2, etd, 0.)
-    row, cp0, cp1, cp2, cq0, cq1, cq2 = _pixel_terms(
-        ms0, ms1, ms2, mt0, mt1, mt2, zs0, zs1, zs2, zt0, zt1, zt2, a0, a1,
-        a2, valid, inv_t, grad_coef * inv_n, w_bin, w_g0, w_g1, w_g2,
-        NUM_GROUPS)
-    tl.store(partial_ptr + pid_b * tl.num_programs(0) + pid_p,
-             tl.sum(tl.where(valid, row, 0.), axis=0))
+    cp0, cp1, cp2, cq0, cq1, cq2 = _pixel_terms(
+        partial_ptr, ms0, ms1, ms2, mt0, mt1, mt2, zs0, zs1, zs2, zt0, zt1,
+        zt2, a0, a1, a2, valid, inv_t, grad_coef * inv_n, w_bin, w_g0, w_g1,
+        w_g2, NUM_GROUPS)
 
     if WRITE_GRAD:
         for c in tl.static_range(C):
