@@ -19,14 +19,18 @@ def test_benchmark_loss_on_cpu(tmp_path, monkeypatch):
     out = tmp_path / 'loss.json'
     run_tool('tools/analysis_tools/benchmark_loss.py', [
         '--device', 'cpu', '--shapes', '2x7x4x4', '12x7', '--repeats', '1',
-        '--losses', 'gdkd', 'dkd', '--ignore', '0', '--out', str(out)
+        '--losses', 'gdkd', 'dkd', '--ignore', '0', '--out', str(out),
+        '--methods', 'reference', 'plain', 'fused', 'fused:class_loop:128:4'
     ], monkeypatch)
     results = json.loads(out.read_text())['results']
     assert [(r['loss'], r['shape']) for r in results] == [
         ('gdkd', '2x7x4x4'), ('gdkd', '12x7'), ('dkd', '2x7x4x4'),
         ('dkd', '12x7')]
-    assert set(results[0]['methods']) == {'reference', 'plain', 'fused'}
-    assert set(results[2]['methods']) == {'plain', 'fused'}  # DKD: labels
+    configured = 'fused:class_loop:128:4'  # a Triton config (CPU: torch)
+    assert set(results[0]['methods']) == {'reference', 'plain', 'fused',
+                                          configured}
+    # DKD has no reference design here (it is GDKD's).
+    assert set(results[2]['methods']) == {'plain', 'fused', configured}
     for r in results:
         for m in r['methods'].values():
             assert m['ms'] > 0 and m['peak_bytes'] > 0
