@@ -36,7 +36,7 @@ triton.__version__, torch.cuda.get_device_name())' | tee -a "$OUT/device.log"
 STEPS=${STEPS:-loss kernels distill_step losses_ignore tests}
 for step in $STEPS; do
     case $step in
-    loss) run loss 110 $PY tools/analysis_tools/benchmark_loss.py \
+    loss) run loss 140 $PY tools/analysis_tools/benchmark_loss.py \
         --dtypes float32 bfloat16 --repeats 30 --out "$OUT/loss.json" ;;
     losses_ignore) run losses_ignore 60 $PY \
         tools/analysis_tools/benchmark_loss.py --losses kd dkd gdkd gdkd3 \
@@ -44,7 +44,7 @@ for step in $STEPS; do
         --shapes 8x19x64x128 8x19x512x1024 --out "$OUT/losses_ignore.json" ;;
     # The two Triton kernels on maps, and the thread-per-pixel kernel's
     # block sizes (one pixel per thread at 32:1 .. 128:4, two at 256:4).
-    kernels) run kernels 90 $PY tools/analysis_tools/benchmark_loss.py \
+    kernels) run kernels 80 $PY tools/analysis_tools/benchmark_loss.py \
         --methods fused:tile fused:class_loop fused:class_loop:32:1 \
         fused:class_loop:64:2 fused:class_loop:256:8 \
         fused:class_loop:256:4 --dtypes float32 bfloat16 \
@@ -53,7 +53,7 @@ for step in $STEPS; do
     # Kernel variants compile on first use (seconds each): a focused subset.
     # Both kernels ('triton' picks class_loop for these maps, 'triton-tile'
     # forces the tile kernel): every loss, the numerics cases, the limits.
-    tests) run tests 200 $PY -m pytest -q -p no:cacheprovider \
+    tests) run tests 170 $PY -m pytest -q -p no:cacheprovider \
         -W ignore::RuntimeWarning tests/test_fused.py -k "triton and \
         (equals_plain or extreme or ties or all_ignored or half or clamps \
         or limits) or gpu_kernel_at_segmentation_size" ;;
