@@ -10,10 +10,12 @@ one program per launch); the class loops are unrolled at compile time, so
 that count is what every warp executes. Each warp instruction serves 32
 threads: per pixel = instructions x num_warps / BLOCK_P.
 
-Registers and spills come from ``ptxas -v`` on the same PTX. The tools are
-the ones Triton ships (ptxas, cuobjdump), so this runs wherever triton
-installs, with the Triton version a GPU machine would use (the PTX, hence
-the SASS, differs between versions).
+Registers and spills (the thread's stack frame and local memory; the
+kernels have no local arrays) come from the same binary (``cuobjdump
+-res-usage``), for any architecture Triton compiles to. The tools are
+the ones Triton ships, so this runs wherever triton installs, with the
+Triton version a GPU machine would use (the PTX, hence the SASS, differs
+between versions).
 
 Example::
 
@@ -115,22 +117,15 @@ def compile_kernel(kernel, loss, num_classes, dtype, labels, block_p,
                           options=dict(num_warps=num_warps))
 
 
-def analyse(compiled, block_p, num_warps, arch):
+def analyse(compiled, block_p, num_warps):
     """Per-pixel instruction counts, registers and spills of a kernel."""
     with tempfile.TemporaryDirectory() as tmp:
         cubin = os.path.join(tmp, 'k.cubin')
-        ptx = os.path.join(tmp, 'k.ptx')
         with open(cubin, 'wb') as f:
             f.write(compiled.asm['cubin'])
-        with open(ptx, 'w') as f:
-            f.write(compiled.asm['ptx'])
-        sass = subprocess.run([_tool('cuobjdump'), '-sass', cubin],
-                              capture_output=True, text=True,
-                              check=True).stdout
-        ptxas = subprocess.run(
-            [_tool('ptxas'), f'-arch=sm_{arch}a', '-v', ptx, '-o',
-             os.path.join(tmp, 'v.cubin')],
-            capture_output=True, text=True, check=True).stderr
+        sass, usage = (subprocess.run(
+            [_tool('cuobjdump'), flag, cubin], capture_output=True, text=True,
+            check=True).stdout for flag in ('-sass', '-res-usage'))
     ops = [(int(m.group(1), 16), m.group(3), m.group(4))
            for m in SASS_LINE.finditer(sass)]
     # Up to the ticket's atomic: what every program runs.
@@ -149,14 +144,16 @@ def analyse(compiled, block_p, num_warps, arch):
         category = next((c for c, stems in CATEGORIES.items()
                          if stem in stems or op in stems), 'other')
         counts[category] += 1
-    regs = re.search(r'Used (\d+) registers', ptxas)
-    spills = re.search(r'(\d+) bytes spill stores', ptxas)
+    regs = re.search(r'REG:(\d+)', usage)
+    # Spilled registers live in the thread's stack frame (STACK); LOCAL
+    # would be local arrays (none here).
+    frame = [int(v) for v in re.findall(r'(?:STACK|LOCAL):(\d+)', usage)]
     return dict(
         instructions=len(body),
         per_pixel=len(body) * per_pixel,
         by_category={c: n * per_pixel for c, n in sorted(counts.items())},
         registers=int(regs.group(1)) if regs else None,
-        spill_bytes=int(spills.group(1)) if spills else None,
+        spill_bytes=sum(frame) if frame else None,
         loops=loops,
     )
 
@@ -204,7 +201,7 @@ def main():
                         compiled = compile_kernel(
                             kernel, loss, num_classes, dtype, args.labels,
                             block_p, num_warps, args.arch, args.k)
-                        r = analyse(compiled, block_p, num_warps, args.arch)
+                        r = analyse(compiled, block_p, num_warps)
                         r.update(loss=loss, classes=num_classes, dtype=dtype,
                                  kernel=kernel, block_p=block_p,
                                  num_warps=num_warps, labels=args.labels,
