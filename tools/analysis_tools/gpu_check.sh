@@ -11,6 +11,11 @@
 set -uo pipefail
 OUT=${OUT:-work_dirs/gpu_check}
 mkdir -p "$OUT"
+# An ignored .whl/ in the checkout (shared/gpu-wheels/README.md) is used
+# when WHEELS is not set.
+if [ -z "${WHEELS:-}" ] && [ -d .whl ]; then
+    WHEELS=.whl
+fi
 if [ -n "${WHEELS:-}" ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile \
         --target /tmp/site "$WHEELS"/*.whl || exit 1
