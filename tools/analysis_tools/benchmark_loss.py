@@ -375,11 +375,14 @@ def main():
               f"{'x fused':>8} {'peak MiB':>9} {'xlogits':>7} "
               f"{'launch':>6} {'kern ms':>8} {'queued':>8}")
     print(f'\nforward+backward on {card}; ignore={args.ignore}; '
-          "'x fused' = time / the fused path's time; 'queued' = device "
-          'ms with the host ahead')
+          "'x fused' = time / the fused path's time (or the first "
+          "method's); 'queued' = device ms with the host ahead")
     print(header)
     for r in rows:
-        fused_ms = r['methods'].get('fused', {}).get('ms')
+        # Ratios to 'fused', or to the first method when it is not run.
+        base = r['methods'].get('fused') or next(iter(r['methods'].values()),
+                                                 {})
+        fused_ms = base.get('ms')
         for name, m in r['methods'].items():
             if 'error' in m:
                 print(f"{r['shape']:>14} {r['dtype']:>8} {name:>22} "
