@@ -223,6 +223,35 @@ def test_class_loop_kernel_at_its_limits():
                              backend='triton', config=('fast', ))
 
 
+@pytest.mark.skipif('triton' not in BACKENDS, reason='needs a Triton run')
+def test_class_loop_compile_failure_falls_back_to_tile(monkeypatch):
+    # As with a Triton too old for the class loop's tuples: the first call
+    # warns and runs the tile kernel, later calls go straight to it; a
+    # kernel asked for by name still raises.
+    from gdkd_seg.losses import fused_triton
+
+    class Uncompilable:
+        calls = 0
+
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                Uncompilable.calls += 1
+                raise RuntimeError('unsupported construct: tuple')
+            return launch
+
+    monkeypatch.setattr(fused_triton, '_class_loop_kernel', Uncompilable())
+    monkeypatch.setattr(fused_triton, '_CLASS_LOOP_FAILED', [])
+    s, t, labels = make_case(16)
+    with pytest.warns(UserWarning, match='class_loop Triton kernel failed'):
+        fast = plain_and_fused('gdkd', s, t, labels, 'triton')
+    assert_equal_to_plain(*fast)
+    assert_equal_to_plain(*plain_and_fused('gdkd3', s, t, labels, 'triton'))
+    assert Uncompilable.calls == 1
+    with pytest.raises(RuntimeError, match='unsupported construct'):
+        fused_partitioned_kl(s, t, GDKDLoss().partition(), labels,
+                             backend='triton', config=('class_loop', ))
+
+
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_sum_reduction_and_incoming_gradient(backend):
     s, t, labels = make_case(12)

@@ -24,6 +24,8 @@ the same thing (:func:`pick_kernel` chooses):
 Importing this module needs ``triton``; ``fused.py`` imports it lazily.
 Under ``TRITON_INTERPRET=1`` the kernels run on CPU tensors (tests).
 """
+import warnings
+
 import torch
 import triton
 import triton.language as tl
@@ -591,20 +593,19 @@ def launch(s3: torch.Tensor, t3: torch.Tensor, labels2, grad3, kind: int,
     B, C, P = s3.shape
     device = s3.device
     config = tuple(config or ())
-    if config and isinstance(config[0], str):
+    forced = bool(config) and isinstance(config[0], str)
+    if forced:
         kernel, sizes = config[0], config[1:]
     else:
         kernel, sizes = pick_kernel(s3, t3, grad3, k), config
+        if kernel == 'class_loop' and _CLASS_LOOP_FAILED:
+            kernel, sizes = 'tile', ()
     if kernel not in KERNELS:
         raise ValueError(f'kernel must be one of {KERNELS}, got {kernel!r}')
     if kernel == 'class_loop' and (C > MAX_LOOP_CLASSES or k > MAX_LOOP_K):
         raise ValueError(f'the class_loop kernel takes up to '
                          f'{MAX_LOOP_CLASSES} classes and k <= {MAX_LOOP_K}, '
                          f'got C={C}, k={k}')
-    block_p, num_warps = sizes or default_config(C, kernel)
-    grid = (_cdiv(P, block_p), B)
-    partials = torch.empty(grid[0] * grid[1], dtype=torch.float32,
-                           device=device)
     loss = torch.empty((), dtype=torch.float32, device=device)
     ticket = _ticket(device)
     count = loss  # placeholder pointer when the count is not on device
@@ -620,7 +621,9 @@ def launch(s3: torch.Tensor, t3: torch.Tensor, labels2, grad3, kind: int,
     w_bin, w_g0, w_g1, w_g2 = (float(w) for w in weights)
     g = grad3 if grad3 is not None else s3
     lab = labels2 if has_labels else s3
-    args = (s3, t3, lab, g, partials, ticket, loss, count, C, P,
+    # The kernels' arguments around partial_ptr (which depends on the grid).
+    head = (s3, t3, lab, g)
+    tail = (ticket, loss, count, C, P,
             s3.stride(0), s3.stride(1), s3.stride(2),
             t3.stride(0), t3.stride(1), t3.stride(2),
             g.stride(0), g.stride(1), g.stride(2),
@@ -631,14 +634,44 @@ def launch(s3: torch.Tensor, t3: torch.Tensor, labels2, grad3, kind: int,
             float(B * P) if mean else 1.)
     meta = dict(KIND=kind, K=k, NUM_GROUPS=num_groups, HAS_LABELS=has_labels,
                 COUNT_ON_DEVICE=has_labels and mean,
-                WRITE_GRAD=grad3 is not None, BLOCK_P=block_p,
-                num_warps=num_warps)
-    if kernel == 'class_loop':
-        _class_loop_kernel[grid](*args, **meta)
-    else:
-        _partitioned_kl_kernel[grid](
-            *args, BLOCK_C=next_power_of_2(C), **meta)
+                WRITE_GRAD=grad3 is not None)
+    try:
+        _launch_main(kernel, sizes, B, C, P, head, tail, meta)
+    except Exception as err:  # noqa: BLE001 - whatever the compiler raised
+        if forced or kernel != 'class_loop':
+            raise
+        # An older Triton (3.1 and 3.2 reject the class loop's tuples of
+        # tensors; 3.6 and 3.8 compile them) or another compiler failure:
+        # nothing ran; the tile kernel computes the same loss, from now on
+        # in this process.
+        _CLASS_LOOP_FAILED.append(err)
+        warnings.warn('the class_loop Triton kernel failed with triton '
+                      f'{triton.__version__} ({type(err).__name__}: {err}); '
+                      'using the tile kernel from now on')
+        _launch_main('tile', (), B, C, P, head, tail, meta)
     return loss
+
+
+# The error that made the class-loop kernel unusable here, if any.
+_CLASS_LOOP_FAILED = []
+
+
+def _launch_main(kernel: str, sizes: tuple, B: int, C: int, P: int,
+                 head: tuple, tail: tuple, meta: dict):
+    """Launch one main kernel (a partial sum per program, then the total)
+    with ``head + (partials, ) + tail`` as its arguments."""
+    block_p, num_warps = sizes or default_config(C, kernel)
+    grid = (_cdiv(P, block_p), B)
+    partials = torch.empty(grid[0] * grid[1], dtype=torch.float32,
+                           device=head[0].device)
+    args = head + (partials, ) + tail
+    if kernel == 'class_loop':
+        _class_loop_kernel[grid](*args, BLOCK_P=block_p, num_warps=num_warps,
+                                 **meta)
+    else:
+        _partitioned_kl_kernel[grid](*args, BLOCK_C=next_power_of_2(C),
+                                     BLOCK_P=block_p, num_warps=num_warps,
+                                     **meta)
 
 
 def scale_(x: torch.Tensor, factor: torch.Tensor) -> None:
