@@ -16,7 +16,9 @@ the same thing (:func:`pick_kernel` chooses):
   owns a pixel and walks its classes in registers, unrolled for the class
   count: no padding, no cross-thread reductions, the top-k by insertion.
   About 0.4x the tile kernel's machine instructions per pixel for GDKD at
-  C = 19 (``tools/analysis_tools/kernel_sass.py``).
+  C = 19 (``tools/analysis_tools/kernel_sass.py``). Needs a Triton with
+  tuples of tensors (not 3.1/3.2); if it fails to compile, :func:`launch`
+  falls back to the tile kernel.
 * ``_partitioned_kl_kernel`` (the rest: rows, many classes): a program
   holds a ``[BLOCK_C, BLOCK_P]`` tile (all classes, padded to a power of
   two, of ``BLOCK_P`` pixels) and reduces over classes across threads.
