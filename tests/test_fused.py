@@ -209,12 +209,13 @@ def test_triton_kernel_choice():
 @pytest.mark.skipif('triton' not in BACKENDS, reason='needs a Triton run')
 def test_class_loop_kernel_at_its_limits():
     # k = 8 fills every insertion slot at the largest class count the kernel
-    # takes; a coarse grid of teacher logits ties at the k-th.
+    # takes (k = 1: a single slot); a coarse grid of teacher logits ties at
+    # the k-th.
     s, t, labels = make_case(14, (1, 32, 3, 5))
     t = (t * 0.7).round()
-    for name in ('gdkd', 'gdkd3'):
+    for name, k in (('gdkd', 8), ('gdkd3', 8), ('gdkd', 1)):
         assert_equal_to_plain(*plain_and_fused(name, s, t, labels, 'triton',
-                                               k=8))
+                                               k=k))
     with pytest.raises(ValueError, match='class_loop kernel takes up to'):
         fused_partitioned_kl(s, t, GDKDLoss(k=9).partition(), labels,
                              backend='triton', config=('class_loop', ))
