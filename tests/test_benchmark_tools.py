@@ -56,8 +56,10 @@ def test_kernel_sass_counts_without_a_gpu(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
     subprocess.run([
         sys.executable, 'tools/analysis_tools/kernel_sass.py', '--losses',
-        'gdkd', '--classes', '19', '--out', str(out)
+        'gdkd', '--classes', '19', '--out', str(out), '--plot',
+        str(tmp_path / 'sass.png')
     ], check=True, env=env, capture_output=True, timeout=600)
+    assert (tmp_path / 'sass.png').stat().st_size > 0
     rows = {r['kernel']: r for r in json.loads(out.read_text())}
     tile, loop = rows['tile'], rows['class_loop']
     for r in (tile, loop):

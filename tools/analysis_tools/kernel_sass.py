@@ -178,6 +178,8 @@ def parse_args():
     parser.add_argument('--arch', type=int, default=90,
                         help='compute capability x10 (90: H100/H200)')
     parser.add_argument('--out', help='write the results as JSON')
+    parser.add_argument('--plot', help='write a bar chart (PNG) of the '
+                        'instructions per pixel')
     return parser.parse_args()
 
 
@@ -225,6 +227,40 @@ def main():
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1))
+    if args.plot:
+        plot(results, args.plot)
+
+
+def plot(results, path):
+    """Grouped bars: instructions per pixel by loss/dtype, one per kernel."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    cases = list(dict.fromkeys(
+        (r['loss'], r['classes'], r['dtype']) for r in results))
+    kernels = list(dict.fromkeys(r['kernel'] for r in results))
+    width = 0.8 / len(kernels)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(cases), 3.6))
+    for i, kernel in enumerate(kernels):
+        # The default block size of each kernel (the first compiled).
+        values = [next((r['per_pixel'] for r in results
+                        if (r['loss'], r['classes'], r['dtype']) == case
+                        and r['kernel'] == kernel), 0.) for case in cases]
+        xs = [j + (i - (len(kernels) - 1) / 2) * width
+              for j in range(len(cases))]
+        bars = ax.bar(xs, values, width, label=kernel)
+        ax.bar_label(bars, fmt='%.0f', fontsize=7)
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels([f'{loss}\nC={c} {dtype}' for loss, c, dtype in cases],
+                       fontsize=8)
+    ax.set_ylabel('warp instructions / pixel')
+    ax.set_title(f"SASS per pixel, sm_{results[0]['arch']}, "
+                 f"triton {results[0]['triton']}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == '__main__':
