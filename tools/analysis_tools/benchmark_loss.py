@@ -159,18 +159,27 @@ def step(method, s, t, labels):
     return loss, grad
 
 
-def time_gpu(method, s, t, labels, repeats, warmup):
-    for _ in range(warmup):
-        step(method, s, t, labels)
+def _event_times(method, s, t, labels, repeats, sleep_cycles=0):
+    """CUDA-event ms of each of ``repeats`` steps, each queued behind a GPU
+    sleep of ``sleep_cycles`` (0: none)."""
     times = []
     for _ in range(repeats):
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
+        if sleep_cycles:
+            torch.cuda._sleep(sleep_cycles)
         start.record()
         step(method, s, t, labels)
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
+    return times
+
+
+def time_gpu(method, s, t, labels, repeats, warmup):
+    for _ in range(warmup):
+        step(method, s, t, labels)
+    times = _event_times(method, s, t, labels, repeats)
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
@@ -197,17 +206,8 @@ def time_gpu_queued(method, s, t, labels, repeats):
     torch.cuda.synchronize()
     # Sleep for 3x the host's queueing time (>= 1 ms) at <= 2 GHz.
     cycles = int(max(3 * host_s, 1e-3) * 2e9)
-    times = []
-    for _ in range(repeats):
-        begin = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        torch.cuda._sleep(cycles)
-        begin.record()
-        step(method, s, t, labels)
-        end.record()
-        end.synchronize()
-        times.append(begin.elapsed_time(end))
-    return statistics.median(times)
+    return statistics.median(
+        _event_times(method, s, t, labels, repeats, cycles))
 
 
 def kernels_per_step(method, s, t, labels):
