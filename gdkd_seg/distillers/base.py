@@ -114,9 +114,13 @@ class BaseDistiller(BaseModel):
             many iterations (0: no ramp).
         warmup_epochs (int): likewise over epochs (the official
             classification recipe ramps over 20 epochs).
-        data_preprocessor (dict, optional): shared by student and teacher.
+        data_preprocessor (dict, optional): shared by student and teacher;
+            defaults to the student's, typed ``default_data_preprocessor``
+            when it names no type.
         init_cfg (dict, optional): see mmengine's BaseModule.
     """
+    # A subclass's data preprocessor type when the config names none.
+    default_data_preprocessor: Optional[str] = None
 
     def __init__(self,
                  student: dict,
@@ -135,6 +139,10 @@ class BaseDistiller(BaseModel):
             raise ValueError('set warmup_iters or warmup_epochs, not both')
         if data_preprocessor is None:
             data_preprocessor = student.get('data_preprocessor')
+        if self.default_data_preprocessor is not None:
+            data_preprocessor = dict(data_preprocessor or {})
+            data_preprocessor.setdefault('type',
+                                         self.default_data_preprocessor)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         # The teacher's weights come from teacher_ckpt (or stay random):

@@ -52,6 +52,7 @@ class ClsDistiller(BaseDistiller):
             to a ``ClsDataPreprocessor`` (the Runner passes the config's
             top-level ``data_preprocessor`` here).
     """
+    default_data_preprocessor = 'ClsDataPreprocessor'
 
     def __init__(self,
                  student: ModelSpec,
@@ -67,13 +68,8 @@ class ClsDistiller(BaseDistiller):
             raise KeyError('distill_losses must be dict(head=loss_cfg) (the '
                            f'classifier head\'s logits), got '
                            f'{sorted(distill_losses)}')
-        student = resolve_model_cfg(student, 'student')
-        if data_preprocessor is None:
-            data_preprocessor = student.get('data_preprocessor')
-        data_preprocessor = dict(data_preprocessor or {})
-        data_preprocessor.setdefault('type', 'ClsDataPreprocessor')
         super().__init__(
-            student,
+            resolve_model_cfg(student, 'student'),
             resolve_model_cfg(teacher, 'teacher'),
             registry=MODELS,
             teacher_ckpt=teacher_ckpt,
