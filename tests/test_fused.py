@@ -8,7 +8,7 @@ import torch
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import DKDLoss, GDKD3Loss, GDKDLoss, KDLoss
-from gdkd_seg.losses import fused
+from gdkd_seg.losses import fused, fused_torch
 from gdkd_seg.losses.fused import (KIND_TOPK, Partition,
                                    fused_partitioned_kl, triton_available)
 
@@ -281,7 +281,7 @@ def test_retained_graph_backward_twice(backend):
 
 
 def test_torch_path_chunks_and_gradcheck(monkeypatch):
-    monkeypatch.setattr(fused, '_CHUNK_ELEMENTS', 7 * 19)  # 7-pixel chunks
+    monkeypatch.setattr(fused_torch, '_CHUNK_ELEMENTS', 7 * 19)  # 7-pixel chunks
     s, t, labels = make_case(14)
     assert_equal_to_plain(*plain_and_fused('gdkd3', s, t, labels, 'torch'))
     s, t, labels = make_case(15, (1, 6, 3, 3))
