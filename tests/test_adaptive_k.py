@@ -103,7 +103,7 @@ def test_adaptive_loss_is_gdkd_with_each_rows_k(tau, T, max_k):
 def test_adaptive_option_is_checked():
     with pytest.raises(ValueError, match="'adaptive'"):
         GDKDLoss(k='auto')
-    with pytest.raises(ValueError, match='adaptive_mass'):
+    with pytest.raises(ValueError, match='adaptive mass must be in'):
         GDKDLoss(k='adaptive', adaptive_mass=2.0)
     with pytest.raises(ValueError, match='GDKD3'):
         GDKD3Loss(k='adaptive')

@@ -74,7 +74,8 @@ def test_losses_are_the_heads_loss_and_the_loss_on_head_logits(distiller):
     assert losses['loss_cls'].item() == pytest.approx(
         torch.nn.functional.cross_entropy(s_logits, labels).item(), rel=1e-4)
     loss_fn = distiller.distill_losses['head']
-    assert (loss_fn.k, loss_fn.temperature, loss_fn.w2) == (5, 4.0, 8.0)
+    assert (loss_fn.spec.cuts, loss_fn.temperature,
+            loss_fn.spec.leaf_weights[-1]) == ((5, ), 4.0, 8.0)
     assert losses['loss_gdkd'].item() == pytest.approx(
         loss_fn(s_logits, t_logits, labels).item(), rel=1e-4)
 

@@ -8,9 +8,9 @@ import torch
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import DKDLoss, GDKD3Loss, GDKDLoss, KDLoss
-from gdkd_seg.losses import fused, fused_torch
-from gdkd_seg.losses.fused import (KIND_TOPK, Partition,
-                                   fused_partitioned_kl, triton_available)
+from gdkd_seg.losses import fused_torch
+from gdkd_seg.losses import partition
+from gdkd_seg.losses.fused import fused_partitioned_kl, triton_available
 
 DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
 # 'triton' picks its kernel (thread-per-pixel for maps, class tiles for
@@ -61,7 +61,7 @@ def plain_and_fused(name, s, t, labels, backend, loss_weight=0.7, **kw):
                         **kw)
         x = s.detach().clone().requires_grad_(True)
         if use_fused:
-            part = loss_fn.partition()
+            part = loss_fn.spec
             loss = fused_partitioned_kl(
                 x, t, part, labels, loss_fn.ignore_index, loss_weight,
                 loss_fn.reduction, **backend_args(backend))
@@ -217,10 +217,10 @@ def test_class_loop_kernel_at_its_limits():
         assert_equal_to_plain(*plain_and_fused(name, s, t, labels, 'triton',
                                                k=k))
     with pytest.raises(ValueError, match='class_loop kernel takes up to'):
-        fused_partitioned_kl(s, t, GDKDLoss(k=9).partition(), labels,
+        fused_partitioned_kl(s, t, GDKDLoss(k=9).spec, labels,
                              backend='triton', config=('class_loop', ))
     with pytest.raises(ValueError, match="kernel must be one of"):
-        fused_partitioned_kl(s, t, GDKDLoss().partition(), labels,
+        fused_partitioned_kl(s, t, GDKDLoss().spec, labels,
                              backend='triton', config=('fast', ))
 
 
@@ -249,7 +249,7 @@ def test_class_loop_compile_failure_falls_back_to_tile(monkeypatch):
     assert_equal_to_plain(*plain_and_fused('gdkd3', s, t, labels, 'triton'))
     assert Uncompilable.calls == 1
     with pytest.raises(RuntimeError, match='unsupported construct'):
-        fused_partitioned_kl(s, t, GDKDLoss().partition(), labels,
+        fused_partitioned_kl(s, t, GDKDLoss().spec, labels,
                              backend='triton', config=('class_loop', ))
 
 
@@ -259,7 +259,7 @@ def test_sum_reduction_and_incoming_gradient(backend):
     assert_equal_to_plain(
         *plain_and_fused('gdkd', s, t, labels, backend, reduction='sum'))
     # An incoming gradient other than 1 scales the stored gradient.
-    part = Partition(KIND_TOPK, 3, 1.0, (1.0, 2.0), 1.0)
+    part = partition.gdkd(k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0)
     x = s.clone().requires_grad_(True)
     base, = torch.autograd.grad(
         fused_partitioned_kl(x, t, part, labels, **backend_args(backend)), x)
@@ -273,15 +273,17 @@ def test_retained_graph_backward_twice(backend):
     s, t, labels = make_case(13)
     x = s.clone().requires_grad_(True)
     loss = GDKDLoss(k=2)(x, t, labels) if backend == 'torch' else \
-        fused_partitioned_kl(x, t, Partition(KIND_TOPK, 2, 1., (1., 2.)),
-                             labels, **backend_args(backend))
+        fused_partitioned_kl(
+            x, t, partition.gdkd(k=2, w0=1., w1=1., w2=2., temperature=1.),
+            labels, **backend_args(backend))
     first, = torch.autograd.grad(loss * 2.0, x, retain_graph=True)
     second, = torch.autograd.grad(loss, x)
     torch.testing.assert_close(first, 2.0 * second)
 
 
 def test_torch_path_chunks_and_gradcheck(monkeypatch):
-    monkeypatch.setattr(fused_torch, '_CHUNK_ELEMENTS', 7 * 19)  # 7-pixel chunks
+    # 7-pixel chunks
+    monkeypatch.setattr(fused_torch, '_CHUNK_ELEMENTS', 7 * 19)
     s, t, labels = make_case(14)
     assert_equal_to_plain(*plain_and_fused('gdkd3', s, t, labels, 'torch'))
     s, t, labels = make_case(15, (1, 6, 3, 3))
@@ -304,9 +306,9 @@ def test_module_dispatch_and_fallbacks():
     plain = GDKDLoss(use_fused=False)(x, t, labels)
     torch.testing.assert_close(out, plain)
     with pytest.raises(ValueError, match='labels'):
-        fused_partitioned_kl(s, t, DKDLoss().partition())
+        fused_partitioned_kl(s, t, DKDLoss().spec)
     with pytest.raises(ValueError, match='k must be'):
-        fused_partitioned_kl(s, t, GDKDLoss(k=20).partition())
+        fused_partitioned_kl(s, t, GDKDLoss(k=20).spec)
 
 
 @pytest.mark.gpu
@@ -321,6 +323,6 @@ def test_gpu_kernel_at_segmentation_size(name):
     s, t, labels = make_case(19, (4096, 1000), ignore=0.0)
     assert_equal_to_plain(*plain_and_fused(name, s, t, labels, 'triton'))
     # Deterministic: the same inputs give bitwise the same loss.
-    part = build(name).partition()
+    part = build(name).spec
     runs = {fused_partitioned_kl(s, t, part, labels).item() for _ in range(3)}
     assert len(runs) == 1

@@ -8,9 +8,14 @@ from mmseg.registry import MODELS
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import functional as F
+from gdkd_seg.losses import partition
 from gdkd_seg.losses import DKDLoss, GDKD3Loss, GDKDLoss, KDLoss
 from reference import (dkd_row, gdkd3_row, gdkd_row, gdkd_row_grad, kd_row,
                        partition_row_loss, softmax, topk_groups)
+
+
+def gdkd_spec(k, T):
+    return partition.gdkd(k=k, w0=1.0, w1=1.0, w2=2.0, temperature=T)
 
 
 def rows_of(x):
@@ -99,8 +104,9 @@ def test_k1_equals_dkd_partitioned_by_teacher_top1():
                                                                     labels)
     # DKD with the teacher's top-1 as the "target"; w1 has no effect at k=1.
     s_rows, t_rows = F.flatten_logits(s), F.flatten_logits(t)
-    dkd_rows = F.dkd_loss(s_rows, t_rows, top1.reshape(-1), alpha=1.5,
-                          beta=3.0, temperature=2.0)
+    dkd_rows = F.row_losses(
+        partition.dkd(alpha=1.5, beta=3.0, temperature=2.0), s_rows, t_rows,
+        top1.reshape(-1))
     valid = labels.reshape(-1) != 255
     assert gdkd.item() == pytest.approx(dkd_rows[valid].mean().item(),
                                         rel=1e-6)
@@ -114,7 +120,7 @@ def test_per_row_weights_q1_q2_recover_kd():
     q = torch.softmax(t_rows / T, 1)
     weights = torch.stack([(q * (groups == g)).sum(1) for g in (0, 1)], 1)
     split = F.partitioned_kl(s_rows, t_rows, groups, 2, 1.0, weights, T)
-    whole = F.kd_loss(s_rows, t_rows, T)
+    whole = F.row_losses(partition.kd(temperature=T), s_rows, t_rows)
     torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)
 
 
@@ -165,7 +171,7 @@ def test_extreme_spread_is_exact_where_official_code_fails():
         shift = torch.zeros(c)
         shift[k:] = -1e4  # a spread of 1e4 / T in logits / T
         s, t = s + shift, t + shift
-        loss = F.gdkd_loss(s, t, k, 1.0, 1.0, 2.0, T)
+        loss = F.row_losses(gdkd_spec(k, T), s, t)
         assert torch.isfinite(loss).all()
         groups = np.array([0] * k + [1] * (c - k))
         for i in range(6):
@@ -183,10 +189,10 @@ def test_extreme_spread_is_exact_where_official_code_fails():
 def test_identical_logits_give_zero_loss_for_any_spread():
     x = torch.tensor([[1e4, 0.0, -1e4, 5.0], [-3e4, 3e4, 0.0, 1.0]])
     for T in (0.1, 1.0, 10.0):
-        for fn in (lambda a, b: F.gdkd_loss(a, b, 2, 1, 1, 2, T),
-                   lambda a, b: F.gdkd3_loss(a, b, 3, 1, 1, 2, T),
-                   lambda a, b: F.kd_loss(a, b, T)):
-            out = fn(x, x)
+        for spec in (gdkd_spec(2, T),
+                     partition.gdkd3(k=3, w0=1, w1=1, w2=2, temperature=T),
+                     partition.kd(temperature=T)):
+            out = F.row_losses(spec, x, x)
             assert torch.all(out.abs() < 1e-6), out
 
 
@@ -295,7 +301,9 @@ def test_partition_identity_holds_for_any_partition():
     q = torch.softmax(t.double(), 1)
     mass = torch.stack([(q * (groups == i)).sum(1) for i in range(3)], 1)
     split = F.partitioned_kl(s.double(), t.double(), groups, 3, 1.0, mass)
-    torch.testing.assert_close(split, F.kd_loss(s.double(), t.double()))
+    torch.testing.assert_close(
+        split, F.row_losses(partition.kd(temperature=1.0), s.double(),
+                            t.double()))
     for i in range(5):
         want = partition_row_loss(s[i].double().numpy(),
                                   t[i].double().numpy(), groups[i].numpy(),
@@ -322,7 +330,7 @@ def test_errors_name_the_problem():
         DKDLoss()(s, t)
     with pytest.raises(ValueError, match=r'k must be in \[1, 7\]'):
         GDKDLoss(k=8)(s, t, labels)
-    with pytest.raises(ValueError, match='GDKD3 needs k >= 2'):
+    with pytest.raises(ValueError, match=r'GDKD3 needs an int k >= 2'):
         GDKD3Loss(k=1)
     with pytest.raises(ValueError, match='temperature must be > 0'):
         KDLoss(temperature=0)

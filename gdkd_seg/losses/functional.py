@@ -41,10 +41,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .partition import GroupRule, PartitionSpec
+
 __all__ = [
-    'flatten_logits', 'align_teacher', 'labels_to_rows', 'topk_group_index',
-    'adaptive_k', 'partitioned_kl', 'reduce_rows', 'kd_loss', 'dkd_loss',
-    'gdkd_loss', 'gdkd3_loss'
+    'flatten_logits', 'align_teacher', 'labels_to_rows', 'check_labels',
+    'topk_group_index', 'adaptive_k', 'group_index', 'partitioned_kl',
+    'row_losses', 'reduce_rows', 'plain_loss'
 ]
 
 
@@ -323,66 +325,91 @@ def reduce_rows(row_losses: Tensor,
         f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def kd_loss(student_rows: Tensor,
-            teacher_rows: Tensor,
-            temperature: float = 1.0) -> Tensor:
-    """Classic KD per row: ``T^2 KL(q || p)``. Returns ``(N,)``."""
-    groups = torch.zeros_like(student_rows, dtype=torch.long)
-    return partitioned_kl(student_rows, teacher_rows, groups, 1, 0., [1.],
-                          temperature)
+def check_labels(labels: Tensor, num_classes: int,
+                 ignore_index: Optional[int]) -> None:
+    """Raise ValueError if a label is neither ``ignore_index`` nor a class.
 
-
-def dkd_loss(student_rows: Tensor,
-             teacher_rows: Tensor,
-             target: Tensor,
-             alpha: float = 1.0,
-             beta: float = 8.0,
-             temperature: float = 1.0) -> Tensor:
-    """DKD per row, partitioned by the ground-truth class ``target``.
-
-    ``alpha * TCKD + beta * NCKD`` times ``T^2``. ``target`` must hold valid
-    class ids (mask ignore rows before or after; they may hold any id in
-    range). Returns ``(N,)``.
+    As ``torch.nn.functional.cross_entropy`` refuses out-of-range targets: a
+    label of 100 (or -3) with 19 classes is a data error, never a valid
+    pixel. Reads the labels on their device (a host sync on CUDA).
     """
-    num_classes = student_rows.shape[1]
-    target = target.clamp(0, num_classes - 1)
-    groups = torch.ones_like(student_rows, dtype=torch.long)
-    groups.scatter_(1, target[:, None], 0)
-    return partitioned_kl(student_rows, teacher_rows, groups, 2, alpha,
-                          [0., beta], temperature)
+    bad = (labels < 0) | (labels >= num_classes)
+    if ignore_index is not None:
+        bad &= labels != ignore_index
+    if bool(bad.any()):
+        values = torch.unique(labels[bad]).tolist()
+        shown = ', '.join(str(v) for v in values[:10]) + \
+            (', ...' if len(values) > 10 else '')
+        raise ValueError(
+            f'labels must be in [0, {num_classes}) (the number of classes) '
+            f'or equal ignore_index={ignore_index}; got {int(bad.sum())} '
+            f'pixels with other values: {shown}')
 
 
-def gdkd_loss(student_rows: Tensor,
-              teacher_rows: Tensor,
-              k: Union[int, Tensor] = 3,
-              w0: float = 1.0,
-              w1: float = 1.0,
-              w2: float = 2.0,
-              temperature: float = 1.0) -> Tensor:
-    """GDKD per row: teacher top-k vs the rest. Returns ``(N,)``.
+def group_index(spec: PartitionSpec, teacher_rows: Tensor,
+                labels: Optional[Tensor] = None) -> Tensor:
+    """Each class's group id per row, as ``spec`` defines the groups.
 
-    ``k`` is one int for all rows or an ``(N,)`` tensor (see
-    :func:`adaptive_k`).
+    Args:
+        spec (PartitionSpec): the loss's partition.
+        teacher_rows (Tensor): ``(N, C)`` teacher logits.
+        labels (Tensor, optional): ``(N,)`` class ids (label partitions).
+
+    Returns:
+        Tensor: ``(N, C)`` int64 group ids in ``[0, spec.num_groups)``.
     """
-    ranks = topk_group_index(teacher_rows, k)
-    if torch.is_tensor(k):
-        k = k.to(ranks.device)[:, None]
-    groups = (ranks >= k).long()
-    return partitioned_kl(student_rows, teacher_rows, groups, 2, w0,
-                          [w1, w2], temperature)
+    num_rows, num_classes = teacher_rows.shape
+    spec.check_num_classes(num_classes)
+    if spec.rule == GroupRule.LABEL:
+        if labels is None:
+            raise ValueError('a label partition (DKD) needs labels')
+        # Rows whose label is not a class can only be ignored rows
+        # (check_labels): any class will do for them.
+        target = labels.long().clamp(0, num_classes - 1)
+        groups = torch.ones_like(teacher_rows, dtype=torch.long)
+        return groups.scatter_(1, target[:, None], 0)
+    if spec.adaptive is not None:
+        k = adaptive_k(teacher_rows, spec.adaptive.mass, spec.temperature,
+                       spec.adaptive.max_k)
+        return (topk_group_index(teacher_rows, k) >= k[:, None]).long()
+    if not spec.cuts:
+        return torch.zeros_like(teacher_rows, dtype=torch.long)
+    ranks = topk_group_index(teacher_rows, spec.max_cut)
+    cuts = torch.tensor(spec.cuts, device=ranks.device)
+    return torch.bucketize(ranks, cuts, right=True)
 
 
-def gdkd3_loss(student_rows: Tensor,
+def row_losses(spec: PartitionSpec,
+               student_rows: Tensor,
                teacher_rows: Tensor,
-               k: int = 5,
-               w0: float = 1.0,
-               w1: float = 1.0,
-               w2: float = 2.0,
-               temperature: float = 1.0) -> Tensor:
-    """GDKD3 per row: top-1 / top-2..k / rest. Returns ``(N,)``."""
-    if k < 2:
-        raise ValueError(f'GDKD3 needs k >= 2 (top-1 and top-2..k), got {k}')
-    ranks = topk_group_index(teacher_rows, k)
-    groups = (ranks >= 1).long() + (ranks >= k).long()
-    return partitioned_kl(student_rows, teacher_rows, groups, 3, w0,
-                          [0., w1, w2], temperature)
+               labels: Optional[Tensor] = None) -> Tensor:
+    """The per-row loss of ``spec``: ``(N,)``, with ``T**2``."""
+    groups = group_index(spec, teacher_rows, labels)
+    return partitioned_kl(student_rows, teacher_rows, groups,
+                          spec.num_groups, spec.group_weight,
+                          spec.leaf_weights, spec.temperature)
+
+
+def plain_loss(student: Tensor,
+               teacher: Tensor,
+               spec: PartitionSpec,
+               labels: Optional[Tensor] = None,
+               ignore_index: Optional[int] = 255,
+               reduction: str = 'mean') -> Tensor:
+    """The loss by plain autograd: the path the tests hold exact.
+
+    Args:
+        student (Tensor): ``(N, C)`` or ``(B, C, *spatial)`` logits.
+        teacher (Tensor): the same shape (already on the student's grid).
+        spec (PartitionSpec): the loss.
+        labels (Tensor, optional): ``(rows,)`` labels in
+            :func:`flatten_logits` order: rows equal to ``ignore_index`` are
+            skipped; label partitions read their class.
+        ignore_index (int, optional): label of skipped rows; None skips none.
+        reduction (str): ``'mean'`` over valid rows, ``'sum'`` or ``'none'``.
+    """
+    rows = row_losses(spec, flatten_logits(student), flatten_logits(teacher),
+                      labels)
+    valid = None if labels is None or ignore_index is None \
+        else labels != ignore_index
+    return reduce_rows(rows, valid, reduction)

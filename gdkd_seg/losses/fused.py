@@ -37,12 +37,14 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .partition import GroupRule, PartitionSpec
+
 try:
     from . import fused_triton
 except ImportError:  # triton is optional: the torch path covers every case
     fused_triton = None
 
-__all__ = ['Partition', 'fused_partitioned_kl', 'triton_available']
+__all__ = ['fused_partitioned_kl', 'fused_supports', 'triton_available']
 
 KIND_ONE_GROUP, KIND_LABEL, KIND_TOPK, KIND_TOP1_TOPK = 0, 1, 2, 3
 _NUM_GROUPS = (1, 2, 2, 3)
@@ -85,6 +87,30 @@ class Partition:
         """``(w_bin, w_g0, w_g1, w_g2)``, unused groups 0."""
         groups = tuple(self.group_weights) + (0., ) * (3 - self.num_groups)
         return (self.binary_weight, ) + groups
+
+
+def _kernel_partition(spec: PartitionSpec) -> Optional[Partition]:
+    """The kernels' description of ``spec``; None where they have none."""
+    if spec.rule == GroupRule.LABEL:
+        return Partition(KIND_LABEL, 1, spec.group_weight, spec.leaf_weights,
+                         spec.temperature)
+    if spec.adaptive is not None:
+        return None
+    if not spec.cuts:
+        return Partition(KIND_ONE_GROUP, 1, spec.group_weight,
+                         spec.leaf_weights, spec.temperature)
+    if len(spec.cuts) == 1:
+        return Partition(KIND_TOPK, spec.cuts[0], spec.group_weight,
+                         spec.leaf_weights, spec.temperature)
+    if len(spec.cuts) == 2 and spec.cuts[0] == 1:
+        return Partition(KIND_TOP1_TOPK, spec.cuts[1], spec.group_weight,
+                         spec.leaf_weights, spec.temperature)
+    return None
+
+
+def fused_supports(spec: PartitionSpec) -> bool:
+    """Whether the fused path computes ``spec`` (else: the plain path)."""
+    return _kernel_partition(spec) is not None
 
 
 def triton_available() -> bool:
@@ -167,7 +193,7 @@ class FusedPartitionedKL(torch.autograd.Function):
 
 def fused_partitioned_kl(student: Tensor,
                          teacher: Tensor,
-                         part: Partition,
+                         spec: PartitionSpec,
                          labels: Optional[Tensor] = None,
                          ignore_index: int = 255,
                          scale: float = 1.0,
@@ -180,7 +206,8 @@ def fused_partitioned_kl(student: Tensor,
         student (Tensor): ``(N, C)`` or ``(B, C, *spatial)`` logits; float16,
             bfloat16, float32 (float64 on the torch path).
         teacher (Tensor): same shape (any float dtype); not differentiated.
-        part (Partition): groups and weights.
+        spec (PartitionSpec): groups and weights (see
+            :func:`fused_supports`).
         labels (Tensor, optional): ``(N,)`` or ``(B, *spatial)`` integer
             labels: rows equal to ``ignore_index`` are skipped; for
             ``KIND_LABEL`` they also define the partition (required then).
@@ -207,6 +234,11 @@ def fused_partitioned_kl(student: Tensor,
     if reduction not in ('mean', 'sum'):
         raise ValueError("the fused loss reduces with 'mean' or 'sum', got "
                          f'{reduction!r}')
+    part = _kernel_partition(spec)
+    if part is None:
+        raise NotImplementedError(
+            f'the fused path does not compute {spec}: use the plain path '
+            '(use_fused=False)')
     num_classes = student.shape[1]
     if part.kind in (KIND_TOPK, KIND_TOP1_TOPK) and \
             not 1 <= part.k <= num_classes:

@@ -205,8 +205,8 @@ def _classes_first(x3: Tensor) -> Tensor:
 
 
 def forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
-                   grad3: Optional[Tensor], part: Partition, scale: float,
-                   ignore_index: int, mean: bool) -> Tensor:
+            grad3: Optional[Tensor], part: Partition, scale: float,
+            ignore_index: int, mean: bool) -> Tensor:
     """Torch path over ``(B, C, P)`` views, chunk by chunk; fills grad3."""
     B, C, P = s3.shape
     dtype = torch.float64 if s3.dtype == torch.float64 else torch.float32
