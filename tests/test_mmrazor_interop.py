@@ -39,10 +39,10 @@ def _python(code: str) -> subprocess.CompletedProcess:
                           cwd=REPO)
 
 
-def test_import_gdkd_seg_leaves_mmrazor_alone():
+def test_import_gdkd_seg_leaves_mmrazor_and_mmpretrain_alone():
     out = _python('import sys, gdkd_seg; print(sorted(m for m in sys.modules '
                   "if m.startswith(('mmrazor', 'gdkd_seg.compat.mmrazor', "
-                  "'gdkd_seg.interop'))))")
+                  "'gdkd_seg.interop', 'mmpretrain', 'gdkd_seg.cls'))))")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == '[]'
 
