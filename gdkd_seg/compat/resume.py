@@ -1,10 +1,10 @@
 """Resume from the newest complete checkpoint when the pointer is unusable.
 
 ``Runner(resume=True)`` (``tools/train.py --resume``) resumes from the path
-in ``WORK_DIR/last_checkpoint``. If that file is empty (a write interrupted
-by an older mmengine), names a checkpoint that was deleted, or is missing
-although checkpoints were saved, mmengine fails with ``checkpoint '' does
-not exist`` or starts from scratch. :func:`find_latest_checkpoint` keeps
+in ``WORK_DIR/last_checkpoint``. If that file is empty (a plain mmengine
+write that was interrupted), names a checkpoint that was deleted, or is
+missing although checkpoints were saved, mmengine fails with ``checkpoint
+'' does not exist`` or starts from scratch. :func:`find_latest_checkpoint` keeps
 mmengine's answer when it names an existing file, and otherwise falls back,
 with a warning, to the newest complete ``iter_*.pth``/``epoch_*.pth`` in
 the work dir. It also removes stale temporaries there (see

@@ -234,8 +234,7 @@ def load_url(url: str,
         UnsafeCheckpointError, CorruptCheckpointError: as
             :func:`safe_torch_load`; the message names the cached copy.
     """
-    # Where torch hub keeps the download, as load_state_dict_from_url names
-    # it.
+    # The path load_state_dict_from_url downloads to.
     model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     cached = osp.join(model_dir, file_name or osp.basename(urlparse(url).path))
     with _refusing_unsafe_or_corrupt(f'{url!r} (cached as {cached!r})',
