@@ -4,10 +4,10 @@
 in ``WORK_DIR/last_checkpoint``. If that file is empty (a plain mmengine
 write that was interrupted), names a checkpoint that was deleted, or is
 missing although checkpoints were saved, mmengine fails with ``checkpoint
-'' does not exist`` or starts from scratch. :func:`find_latest_checkpoint` keeps
-mmengine's answer when it names an existing file, and otherwise falls back,
-with a warning, to the newest complete ``iter_*.pth``/``epoch_*.pth`` in
-the work dir. It also removes stale temporaries there (see
+'' does not exist`` or starts from scratch. :func:`find_latest_checkpoint`
+keeps mmengine's answer when it names an existing file, and otherwise falls
+back, with a warning, to the newest complete ``iter_*.pth``/``epoch_*.pth``
+in the work dir. It also removes stale temporaries there (see
 :mod:`.atomic_write`).
 """
 import logging
