@@ -37,6 +37,9 @@ def toy_runner(work_dir, resume=False):
         model=Toy(),
         work_dir=str(work_dir),
         experiment_name=f'toy_{time.monotonic_ns()}',
+        # The scope the rest of the suite builds in (a runner makes its
+        # scope the process's current one).
+        default_scope='mmseg',
         train_dataloader=dict(
             dataset=[dict(inputs=torch.randn(2)) for _ in range(8)],
             sampler=dict(type='DefaultSampler', shuffle=False),

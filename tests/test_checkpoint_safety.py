@@ -307,7 +307,8 @@ def _pretrained_init_cfg(url, work_dir):
 
 def _resume(url, work_dir):  # --resume with cfg.load_from=URL
     runner = Runner(model=Net(), work_dir=str(work_dir),
-                    experiment_name=f'resume_{time.monotonic_ns()}')
+                    experiment_name=f'resume_{time.monotonic_ns()}',
+                    default_scope='mmseg')  # as the rest of the suite
     runner.resume(url)
 
 
