@@ -25,19 +25,20 @@ import shutil
 
 from mmengine.fileio.backends import LocalBackend
 
-_TEMPORARY = re.compile(r'^\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$')
+_TEMPORARY = re.compile(r'^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$')
 
 
 def _writer_is_gone(pid: int) -> bool:
-    """Whether no process ``pid`` runs on this machine (ours never is)."""
+    """Whether process ``pid`` has ended on this machine (this process's
+    own temporaries belong to writes in flight)."""
     if pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except PermissionError:  # alive, owned by someone else
-        return False
+    except PermissionError:  # alive, another user's
+        pass
     return False
 
 
@@ -45,7 +46,8 @@ def remove_stale_temporaries(directory: str) -> None:
     """Delete what killed :func:`atomic_write_bytes` calls left behind.
 
     Only names of this module's pattern whose writing process no longer
-    runs on this machine are removed.
+    runs on this machine are removed (so two machines must not write into
+    one directory at the same time).
     """
     for name in os.listdir(directory):
         match = _TEMPORARY.match(name)
