@@ -394,3 +394,29 @@ def test_corrupt_files_are_corrupt_not_unsafe(damage, tmp_path):
         _load_checkpoint(str(path))
     assert 'weights_only' not in str(info.value)
     assert 'could run code' not in str(info.value)
+
+
+def test_resume_never_executes_a_config_string_stored_in_the_checkpoint(
+        tmp_path):
+    """mmengine's Runner.resume runs ``meta['config']`` as a Python config;
+    a checkpoint that passes the weights-only load must not run code
+    there either."""
+    marker = tmp_path / 'config_was_executed'
+    ckpt = tmp_path / 'iter_3.pth'
+    torch.save({
+        'meta': {'epoch': 0, 'iter': 3,
+                 'config': f'import os\nos.makedirs({str(marker)!r})\n'},
+        'state_dict': Net().state_dict(),
+        'message_hub': MessageHub.get_instance('stored').state_dict()
+    }, ckpt)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.zeros(4, 3)), batch_size=2)
+    runner = Runner(model=Net(), work_dir=str(tmp_path),
+                    experiment_name=f'resume_{time.monotonic_ns()}',
+                    train_dataloader=loader,
+                    train_cfg=dict(by_epoch=False, max_iters=4),
+                    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+                    default_scope='mmseg')
+    runner.resume(str(ckpt))
+    assert not marker.exists()
+    assert runner.iter == 3

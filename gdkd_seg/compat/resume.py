@@ -9,7 +9,16 @@ keeps mmengine's answer when it names an existing file, and otherwise falls
 back, with a warning, to the newest complete ``iter_*.pth``/``epoch_*.pth``
 in the work dir. It also removes stale temporaries there (see
 :mod:`.atomic_write`).
+
+``Runner.resume`` also executes a Python config string found in the
+checkpoint's ``meta['config']`` (mmcv-era checkpoints stored one; it reads
+its ``gpu_ids``), which would let a crafted checkpoint run code after the
+weights-only load. :func:`resume_without_stored_config` drops that string
+before ``Runner.resume`` sees it, with a warning; mmengine's own
+checkpoints store their config under ``meta['cfg']``, which resume never
+executes.
 """
+import functools
 import logging
 import os
 import os.path as osp
@@ -73,10 +82,48 @@ def find_latest_checkpoint(work_dir: str) -> Optional[str]:
     return newest
 
 
+def resume_without_stored_config(resume):
+    """Wrap a runner's ``resume`` so a checkpoint's ``meta['config']`` (a
+    config string mmengine would execute) is dropped, not run."""
+    if getattr(resume, '_drops_stored_config', False):
+        return resume
+
+    @functools.wraps(resume)
+    def wrapper(runner, filename, *args, **kwargs):
+        load = runner.load_checkpoint
+
+        def load_without_config(*load_args, **load_kwargs):
+            checkpoint = load(*load_args, **load_kwargs)
+            meta = checkpoint.get('meta')
+            if isinstance(meta, dict) and 'config' in meta:
+                print_log(
+                    f'{filename}: ignored meta["config"], a config string '
+                    'that resuming would execute as Python',
+                    logger='current',
+                    level=logging.WARNING)
+                checkpoint['meta'] = {
+                    k: v
+                    for k, v in meta.items() if k != 'config'
+                }
+            return checkpoint
+
+        runner.load_checkpoint = load_without_config  # this call only
+        try:
+            return resume(runner, filename, *args, **kwargs)
+        finally:
+            del runner.load_checkpoint
+
+    wrapper._drops_stored_config = True
+    return wrapper
+
+
 def make_resume_robust() -> None:
-    """Have mmengine's runners resume through :func:`find_latest_checkpoint`.
-    """
+    """Have mmengine's runners resume through :func:`find_latest_checkpoint`
+    and :func:`resume_without_stored_config`."""
     import importlib
     for name in _RESUMING_MODULES:
-        importlib.import_module(name).find_latest_checkpoint = \
-            find_latest_checkpoint
+        module = importlib.import_module(name)
+        module.find_latest_checkpoint = find_latest_checkpoint
+    # FlexibleRunner resumes through its strategy and is not covered.
+    from mmengine.runner import Runner
+    Runner.resume = resume_without_stored_config(Runner.resume)
