@@ -405,7 +405,7 @@ def test_resume_never_executes_a_config_string_stored_in_the_checkpoint(
     ckpt = tmp_path / 'iter_3.pth'
     torch.save({
         'meta': {'epoch': 0, 'iter': 3,
-                 'config': f'import os\nos.makedirs({str(marker)!r})\n'},
+                 'config': f'x = __import__("os").makedirs({str(marker)!r})'},
         'state_dict': Net().state_dict(),
         'message_hub': MessageHub.get_instance('stored').state_dict()
     }, ckpt)
