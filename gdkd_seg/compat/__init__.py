@@ -16,6 +16,8 @@ needed, and the README lists them with their reasons:
 4. ``find_latest_checkpoint`` where mmengine's runners look it up: resume
    falls back to the newest complete checkpoint when ``last_checkpoint`` is
    unusable (:mod:`.resume`).
+5. ``Runner.resume``: a checkpoint's ``meta['config']`` (a config string
+   mmengine would execute) is dropped, with a warning (:mod:`.resume`).
 """
 from .atomic_write import atomic_write_bytes, make_local_writes_atomic
 from .mmcv_ops import install_mmcv_ops_stub
