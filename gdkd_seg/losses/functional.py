@@ -125,8 +125,9 @@ def labels_to_rows(labels: Tensor, logits: Tensor) -> Tensor:
     """
     if logits.dim() == 2:
         if labels.shape != logits.shape[:1]:
-            raise ValueError(f'labels for (N, C) logits must be (N,), got '
-                             f'{tuple(labels.shape)} for {tuple(logits.shape)}')
+            raise ValueError(
+            f'labels for (N, C) logits must be (N,), got '
+            f'{tuple(labels.shape)} for {tuple(logits.shape)}')
         return labels.long()
     if labels.dim() == logits.dim():
         if labels.shape[1] != 1:
@@ -173,7 +174,7 @@ def _as_bcp(x: Tensor) -> Tensor:
     views wherever the layout allows."""
     if x.dim() == 2:
         return x.t().unsqueeze(0)
-    return x.reshape(x.shape[0], x.shape[1], -1)
+    return x.flatten(2)
 
 
 def _ranks(teacher: Tensor) -> Tensor:
