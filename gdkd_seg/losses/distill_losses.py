@@ -104,13 +104,15 @@ class _DistillLoss(nn.Module):
         if gt_seg is not None and (self.spec.needs_labels
                                    or self.ignore_index is not None):
             labels = F.labels_to_rows(gt_seg, student_logits)
-        # The fused path masks by an int ignore_index.
+        # The fused path masks with an int label, so with ignore_index=None
+        # it runs only where no label is read (its ignore_index is unused).
         if self.use_fused and self.reduction != 'none' and \
                 fused_supports(self.spec) and \
                 (labels is None or self.ignore_index is not None):
             return fused_partitioned_kl(
                 student_logits, teacher_logits, self.spec, labels,
-                self.ignore_index, self.loss_weight, self.reduction)
+                -1 if labels is None else self.ignore_index,
+                self.loss_weight, self.reduction)
         return self.loss_weight * F.plain_loss(
             student_logits, teacher_logits, self.spec, labels,
             self.ignore_index, self.reduction)
