@@ -336,26 +336,29 @@ def _group_masks(spec: PartitionSpec, teacher: Tensor,
     if not spec.cuts:
         return None
     members = _top_members(teacher, spec.cuts)
-    return [members[0]] + [deeper - shallower for shallower, deeper in zip(
-        members, members[1:])] + [1. - members[-1]]
+    rest = 1. - members[-1]
+    for deeper, shallower in zip(members[:0:-1], members[-2::-1]):
+        deeper.sub_(shallower)  # top-c_j minus top-c_{j-1}: ranks between
+    return members + [rest]
 
 
-def _per_class(masks: Optional[List[Tensor]], values: list):
-    """Each class gets its group's value: ``sum_g mask_g * value_g``
-    (exact: one term is ``1 * value``, the others ``0 * value``).
-
-    Values are floats or ``(B, 1, P)`` tensors; the sum is accumulated in
-    place (also under autograd: no step saves the running sum).
-    """
-    if masks is None:
-        return values[0]
-    out = masks[0] * values[0]
-    for mask, value in zip(masks[1:], values[1:]):
+def _add_per_class(out: Tensor, masks: List[Tensor], values: list,
+                   alpha: float = 1.) -> Tensor:
+    """``out += alpha * sum_g mask_g * value_g`` in place: each class gets
+    its group's value, exactly (one term is ``1 * value``, the others add
+    ``0``). Values are floats or ``(B, 1, P)`` tensors. Also under autograd:
+    no step saves ``out``."""
+    for mask, value in zip(masks, values):
         if torch.is_tensor(value):
-            out.addcmul_(mask, value)
+            out.addcmul_(mask, value, value=alpha)
         else:
-            out.add_(mask, alpha=value)
+            out.add_(mask, alpha=alpha * value)
     return out
+
+
+def _per_class(masks: List[Tensor], values: list) -> Tensor:
+    """``sum_g mask_g * value_g``: each class gets its group's value."""
+    return _add_per_class(masks[0] * values[0], masks[1:], values[1:])
 
 
 def _group_maxima(student: Tensor, teacher: Tensor,
@@ -402,9 +405,13 @@ def _group_log_softmax(logits: Tensor, masks: Optional[List[Tensor]],
         log-probabilities and ``(B, G, P)`` log group masses (``-inf`` for an
         empty group).
     """
-    with torch.no_grad():
-        shift = _per_class(masks, maxima)
-    shifted = logits - shift
+    # The maxima carry no gradient.
+    if masks is None:
+        shifted = logits - maxima[0]
+    else:
+        shifted = _add_per_class(
+            torch.addcmul(logits, masks[0], maxima[0], value=-1.),
+            masks[1:], maxima[1:], -1.)
     if temperature != 1:
         shifted = shifted.div_(temperature)
     exps = shifted.exp()
@@ -422,7 +429,7 @@ def _group_log_softmax(logits: Tensor, masks: Optional[List[Tensor]],
         for p, x, log_sum in zip(present, maxima, log_sums)], dim=1)
     log_mass = log_mass - log_mass.logsumexp(dim=1, keepdim=True)
     # exp saved its result, not its input: shifted may be overwritten.
-    return shifted.sub_(_per_class(masks, log_sums)), log_mass
+    return _add_per_class(shifted, masks, log_sums, -1.), log_mass
 
 
 def _partitioned_kl(student: Tensor, teacher: Tensor,
@@ -441,7 +448,11 @@ def _partitioned_kl(student: Tensor, teacher: Tensor,
         leaf_q, log_q = _group_log_softmax(teacher, masks, present,
                                            teacher_max, temperature)
         # Each class's KL weight: its group's leaf weight times q^g_i.
-        weight = leaf_q.exp().mul_(_per_class(masks, leaf_weights))
+        weight = leaf_q.exp()
+        if masks is None:
+            weight.mul_(leaf_weights[0])
+        else:
+            weight.mul_(_per_class(masks, leaf_weights))
     leaf_p, log_p = _group_log_softmax(student, masks, present, student_max,
                                        temperature)
     # Within-group KLs from log-ratios: never divides two tiny masses.

@@ -120,7 +120,7 @@ def defects():
             lambda x, y: official_gdkd(x, y, clamp=False, **args), s, t),
         _value_and_grad(lambda x, y: exact_gdkd(x, y, **args), s, t)))
 
-    # 3. Clamped masses (segmentation): the student's rest mass is 1e-10,
+    # 3. Clamped masses (segmentation): the student's rest mass is 5e-11,
     #    clamped to 1.2e-7: the binary KL comes out low and its gradient
     #    on the rest classes is 0.
     t = torch.tensor([[0.0, 0.0, -7.0, -7.0]])
