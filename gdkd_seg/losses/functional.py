@@ -126,8 +126,8 @@ def labels_to_rows(labels: Tensor, logits: Tensor) -> Tensor:
     if logits.dim() == 2:
         if labels.shape != logits.shape[:1]:
             raise ValueError(
-            f'labels for (N, C) logits must be (N,), got '
-            f'{tuple(labels.shape)} for {tuple(logits.shape)}')
+                f'labels for (N, C) logits must be (N,), got '
+                f'{tuple(labels.shape)} for {tuple(logits.shape)}')
         return labels.long()
     if labels.dim() == logits.dim():
         if labels.shape[1] != 1:
