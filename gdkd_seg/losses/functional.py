@@ -202,7 +202,10 @@ def _top_members(teacher: Tensor,
         the lowest class index, as :func:`topk_group_index`.
     """
     per_row = torch.is_tensor(depths[0])
-    deepest = int(depths[0].max()) if per_row else depths[-1]
+    if per_row:
+        deepest = int(depths[0].max()) if depths[0].numel() else 0
+    else:
+        deepest = depths[-1]
     if deepest > _MAX_ROUNDS:
         ranks = _ranks(teacher)
         return [(ranks < d).to(teacher.dtype) for d in depths]
@@ -326,12 +329,11 @@ def _group_masks(spec: PartitionSpec, teacher: Tensor,
         target = (classes.view(1, -1, 1) == labels[:, None]).to(teacher.dtype)
         return [target, 1. - target]
     if spec.adaptive is not None:
-        num_rows, num_classes = teacher.shape[0] * teacher.shape[2], \
-            teacher.shape[1]
+        batch, num_classes, pixels = teacher.shape
         k = adaptive_k(
-            teacher.transpose(1, 2).reshape(num_rows, num_classes),
+            teacher.transpose(1, 2).reshape(batch * pixels, num_classes),
             spec.adaptive.mass, spec.temperature, spec.adaptive.max_k)
-        top, = _top_members(teacher, [k.view(teacher.shape[0], 1, -1)])
+        top, = _top_members(teacher, [k.view(batch, 1, pixels)])
         return [top, 1. - top]
     if not spec.cuts:
         return None
