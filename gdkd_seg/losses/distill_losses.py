@@ -178,9 +178,14 @@ class GDKDLoss(_DistillLoss):
     logit go to the lowest class index.
 
     ``k`` may be a tuple of cut points of the teacher's ranking
-    (``partition.py``): ``k=(1, 4)`` is top-1 / top-2..4 / rest, with ``w1``
-    on every top group and ``w2`` on the rest unless ``leaf_weights`` gives
-    one weight per group. ``k='adaptive'`` chooses k per pixel: the smallest
+    (``partition.py``, ``docs/method.md``): ``k=(1, 4)`` is top-1 /
+    top-2..4 / rest (GDKD3), ``k=(1, 3, 6)`` top-1 / top-2..3 / top-4..6 /
+    rest, with ``w1`` on every top group and ``w2`` on the rest unless
+    ``leaf_weights`` gives one weight per group::
+
+        dict(type='GDKDLoss', k=(1, 3, 6), leaf_weights=(1., 1., 1., 2.))
+
+    ``k='adaptive'`` chooses k per pixel: the smallest
     top-k holding ``adaptive_mass`` of the teacher's probability (at
     temperature T), at most ``max_k`` (see ``functional.adaptive_k``)::
 
