@@ -5,6 +5,7 @@ worker (or a later call) writes the report of the whole shared sweep.
 """
 import json
 import math
+import os
 import os.path as osp
 import platform
 from typing import Dict, List, Optional
@@ -15,11 +16,12 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .study import (Sweep, mean_std, open_study, point_id,  # noqa: E402
-                    read_points, short_names)
+from .study import Sweep, mean_std, open_study  # noqa: E402
+from .study import point_id, rdb_storage, read_points  # noqa: E402
+from .study import short_names  # noqa: E402
 
 
-def collect_results(sweep: Sweep, storage=None) -> dict:
+def collect_results(sweep: Sweep) -> dict:
     """Every target's points with per-seed values, mean and std.
 
     Grid points come in grid order (those not trained yet with the seeds
@@ -27,7 +29,7 @@ def collect_results(sweep: Sweep, storage=None) -> dict:
     """
     import optuna
     import torch
-    storage = storage or optuna.storages.RDBStorage(sweep.storage)
+    storage = rdb_storage(sweep.storage)
     targets = []
     for target in sweep.targets:
         records = read_points(open_study(sweep, target, storage))
@@ -259,13 +261,20 @@ def _heatmap(fig, ax, target: dict, metric: str) -> None:
 
 
 def write_report(results: dict, work_dir: str) -> List[str]:
-    """Write ``sweep.md``, ``sweep.json`` and ``sweep.png``; their paths."""
+    """Write ``sweep.md``, ``sweep.json`` and ``sweep.png``; their paths.
+
+    Each file is written beside its place and renamed into it, so workers
+    that finish points at the same moment never leave a mixed file.
+    """
     paths = [
         osp.join(work_dir, f'sweep.{ext}') for ext in ('md', 'json', 'png')
     ]
-    with open(paths[0], 'w') as f:
+    temporary = [f'{p}.{os.getpid()}.tmp{osp.splitext(p)[1]}' for p in paths]
+    with open(temporary[0], 'w') as f:
         f.write(markdown_table(results) + '\n')
-    with open(paths[1], 'w') as f:
+    with open(temporary[1], 'w') as f:
         json.dump(results, f, indent=1)
-    plot_results(results, paths[2])
+    plot_results(results, temporary[2])
+    for source, path in zip(temporary, paths):
+        os.replace(source, path)
     return paths

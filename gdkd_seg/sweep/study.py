@@ -17,10 +17,12 @@ off mid-run resumes from its last checkpoint. Several workers may share one
 database (``--storage``); ``claims.Claims`` makes sure that no point is
 trained twice.
 """
+import functools
 import json
 import math
 import os
 import os.path as osp
+import random
 import re
 import socket
 import statistics
@@ -312,11 +314,8 @@ def run_sweep(sweep: Sweep,
         log: where progress lines go.
         after_point: called after each finished point (writes the report).
     """
-    import optuna
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.makedirs(sweep.work_dir, exist_ok=True)
-    storage = optuna.storages.RDBStorage(
-        sweep.storage, engine_kwargs=sqlite_engine_kwargs(sweep.storage))
+    storage = rdb_storage(sweep.storage)
     claims = Claims(sweep.storage)
     studies = [open_study(sweep, t, storage) for t in sweep.targets]
     progress = Progress(
@@ -335,6 +334,26 @@ def run_sweep(sweep: Sweep,
             if after_point is not None:
                 after_point()
     return trained
+
+
+@functools.lru_cache()
+def rdb_storage(url: str, attempts: int = 10):
+    """The Optuna storage at ``url``, opened once per process.
+
+    Workers that open a new database at the same moment race to create
+    Optuna's tables, and the losers fail; they retry once the tables exist.
+    """
+    import optuna
+    import sqlalchemy as sa
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=sqlite_engine_kwargs(url))
+        except (sa.exc.OperationalError, sa.exc.IntegrityError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random())
 
 
 def open_study(sweep: Sweep, target: Target, storage):
@@ -560,6 +579,17 @@ def seed_config(sweep: Sweep, target: Target, point: Dict[str, Scalar],
     return cfg
 
 
+def write_config(cfg: Config, path: str) -> None:
+    """``cfg`` as a Python file of literals.
+
+    What ``Config.dump`` writes, less its yapf pass, which takes seconds per
+    config.
+    """
+    with open(path, 'w') as f:
+        for key, value in cfg.to_dict().items():
+            f.write(f'{key} = {value!r}\n')
+
+
 def train_seed(sweep: Sweep, target: Target, point: Dict[str, Scalar],
                seed: int, work_dir: str) -> dict:
     """Train one seed of a point with tools/train.py; its best metric.
@@ -570,7 +600,8 @@ def train_seed(sweep: Sweep, target: Target, point: Dict[str, Scalar],
     """
     os.makedirs(work_dir, exist_ok=True)
     config_file = osp.join(work_dir, 'sweep_config.py')
-    seed_config(sweep, target, point, seed, work_dir).dump(config_file)
+    write_config(seed_config(sweep, target, point, seed, work_dir),
+                 config_file)
     log_file = osp.join(work_dir, 'sweep_train.log')
     start = time.time()
     with open(log_file, 'a') as log:
