@@ -82,6 +82,18 @@ class Claims:
         return (claim is not None and claim.owner != self.owner
                 and self.is_alive(claim))
 
+    def live_owners(self, study_prefix: str) -> int:
+        """How many workers hold live claims in studies named
+        ``study_prefix...``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(self.table.c.owner, self.table.c.trial,
+                          self.table.c.heartbeat).where(
+                              self.table.c.study.startswith(study_prefix)))
+            return len(
+                {c.owner
+                 for c in map(Claim._make, rows) if self.is_alive(c)})
+
     def acquire(self, study: str, point: str, trial: int) -> Optional[Claim]:
         """Claim ``point`` for ``trial``.
 

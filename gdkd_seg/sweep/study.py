@@ -274,27 +274,34 @@ def mean_std(values: Sequence[float]):
 
 
 class Progress:
-    """Runs done and to do in this call, with an ETA from the measured
-    seconds per run (including runs of earlier calls)."""
+    """Runs done and to do in the whole sweep (all workers), with an ETA
+    from the measured seconds per run shared by the live workers.
 
-    def __init__(self, total: int, seconds: List[float],
+    Args:
+        total (int): seed runs in the sweep.
+        remaining: the seed runs not finished yet (read from the studies).
+        workers: how many workers are training now.
+        seconds (list[float]): measured seconds of finished runs.
+    """
+
+    def __init__(self, total: int, remaining: Callable[[], int],
+                 workers: Callable[[], int], seconds: List[float],
                  log: Callable[[str], None]) -> None:
-        self.total, self.done, self.seconds = total, 0, list(seconds)
-        self.start, self.log = time.time(), log
+        self.total, self.remaining, self.workers = total, remaining, workers
+        self.seconds, self.log = list(seconds), log
+        self.start = time.time()
 
     def finished(self, seconds: float) -> None:
-        self.done += 1
         self.seconds.append(seconds)
 
     def line(self, message: str) -> None:
-        elapsed = time.time() - self.start
-        left = self.total - self.done
+        left, workers = self.remaining(), max(1, self.workers())
         eta = (
-            statistics.fmean(self.seconds) *
-            left if self.seconds else float('nan'))
-        self.log(f'[sweep {self.done}/{self.total} runs | elapsed '
-                 f'{hms(elapsed)} | eta {hms(eta) if left else "0:00"}] '
-                 f'{message}')
+            statistics.fmean(self.seconds) * left /
+            workers if self.seconds else float('nan'))
+        self.log(f'[sweep {self.total - left}/{self.total} runs | {workers} '
+                 f'worker(s) | elapsed {hms(time.time() - self.start)} | '
+                 f'eta {hms(eta) if left else "0:00:00"}] {message}')
 
 
 def hms(seconds: float) -> str:
@@ -319,7 +326,13 @@ def run_sweep(sweep: Sweep,
     claims = Claims(sweep.storage)
     studies = [open_study(sweep, t, storage) for t in sweep.targets]
     progress = Progress(
-        sum(runs_left(sweep, t, s) for t, s in zip(sweep.targets, studies)), [
+        sum(
+            len(sweep.seeds) *
+            (len(t.points()) if sweep.search == 'grid' else sweep.trials)
+            for t in sweep.targets),
+        lambda: sum(
+            runs_left(sweep, t, s) for t, s in zip(sweep.targets, studies)),
+        lambda: claims.live_owners(f'{sweep.study_name}/'), [
             r['seconds'] for s in studies for rec in read_points(s).values()
             for r in rec.seeds.values()
         ], log)
@@ -600,8 +613,8 @@ def train_seed(sweep: Sweep, target: Target, point: Dict[str, Scalar],
     """
     os.makedirs(work_dir, exist_ok=True)
     config_file = osp.join(work_dir, 'sweep_config.py')
-    write_config(seed_config(sweep, target, point, seed, work_dir),
-                 config_file)
+    write_config(
+        seed_config(sweep, target, point, seed, work_dir), config_file)
     log_file = osp.join(work_dir, 'sweep_train.log')
     start = time.time()
     with open(log_file, 'a') as log:
