@@ -2,8 +2,8 @@
 run per seed.
 
 Each seed is trained by ``tools/train.py`` in its own process, on a config
-file written for it (the config with the point's values and the seed set,
-``cfg.dump``): what ran is on disk beside its logs, memory a run leaves
+file written for it (the config with the point's values and the seed set):
+what ran is on disk beside its logs, memory a run leaves
 behind (CUDA caches, dataloader workers, mmengine's global registries and
 message hubs) goes away with its process, and the run can be launched like
 any other (``torchrun`` for several GPUs per trial). The value of a seed is
@@ -435,6 +435,7 @@ def study_settings(sweep: Sweep, target: Target) -> dict:
 
 
 def runs_left(sweep: Sweep, target: Target, study) -> int:
+    """Seed runs of the target not finished yet (by any worker)."""
     records = read_points(study)
     if sweep.search == 'grid':
         points = [records.get(point_id(p)) for p in target.points()]
