@@ -43,14 +43,14 @@ def fake_runs(log):
 
 def sweep_cli(*args, env=None, **popen):
     """tools/sweep.py as a user runs it (a process of its own)."""
-    return subprocess.Popen(
-        [sys.executable, 'tools/sweep.py', *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=ROOT, **(env or {})),
-        **popen)
+    return subprocess.Popen([sys.executable, 'tools/sweep.py', *args],
+                            cwd=ROOT,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            text=True,
+                            env=dict(
+                                os.environ, PYTHONPATH=ROOT, **(env or {})),
+                            **popen)
 
 
 def table_rows(work_dir):
@@ -83,17 +83,23 @@ def test_specs_parse_and_name_what_is_wrong():
 def test_bad_input_fails_before_anything_trains(tmp_path):
 
     def plan(*params, configs=(GDKD, DKD), **kwargs):
-        return plan_sweep(list(configs), list(params), [0],
-                          str(tmp_path / 'run'), train_script=FAKE_TRAIN,
-                          **kwargs)
+        return plan_sweep(
+            list(configs),
+            list(params), [0],
+            str(tmp_path / 'run'),
+            train_script=FAKE_TRAIN,
+            **kwargs)
 
-    with pytest.raises(SweepSpecError,
-                       match=r"unknown config key 'model\.distill_losses\."
-                       r"decode_head\.kk'.*decode_head has no 'kk' \(it "
-                       r'has: type, k, temperature'):
+    with pytest.raises(
+            SweepSpecError,
+            match=r"unknown config key 'model\.distill_losses\."
+            r"decode_head\.kk'.*decode_head has no 'kk' \(it "
+            r'has: type, k, temperature'):
         plan(parse_grid('model.distill_losses.decode_head.kk=1,2'))
-    with pytest.raises(SweepSpecError, match="'three' does not parse as a "
-                       'number.*decode_head.k is 3'):
+    with pytest.raises(
+            SweepSpecError,
+            match="'three' does not parse as a "
+            'number.*decode_head.k is 3'):
         plan(parse_grid(f'{K}=1,three'))
     with pytest.raises(SweepSpecError, match='seeds must be distinct'):
         plan_sweep([GDKD], [], [0, 0], str(tmp_path), FAKE_TRAIN)
@@ -105,8 +111,7 @@ def test_bad_input_fails_before_anything_trains(tmp_path):
         plan(configs=['configs/missing.py'])
     # A quoted word is a string on purpose; keys apply where they exist.
     sweep = plan(parse_grid(f"{K}=3,'adaptive'"), parse_grid(f'{BETA}=2'))
-    assert [[p.key for p in t.params] for t in sweep.targets] == [[K],
-                                                                  [BETA]]
+    assert [[p.key for p in t.params] for t in sweep.targets] == [[K], [BETA]]
     assert [t.label for t in sweep.targets] == ['gdkd', 'dkd']
     assert not (tmp_path / 'run').exists()
 
@@ -116,11 +121,14 @@ def test_bad_input_fails_before_anything_trains(tmp_path):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     with pytest.raises(SystemExit, match='sweep: unknown config key'):
-        tool.main([GDKD, '--grid', 'model.nope=1', '--work-dir',
-                   str(tmp_path / 'cli')])
+        tool.main([
+            GDKD, '--grid', 'model.nope=1', '--work-dir',
+            str(tmp_path / 'cli')
+        ])
     with pytest.raises(SystemExit, match='the grid is empty'):
-        tool.main([GDKD, '--grid', f'{K}=', '--work-dir',
-                   str(tmp_path / 'cli')])
+        tool.main(
+            [GDKD, '--grid', f'{K}=', '--work-dir',
+             str(tmp_path / 'cli')])
     assert not (tmp_path / 'cli').exists()
 
 
@@ -166,10 +174,13 @@ def test_grid_over_seeds_writes_the_report_and_a_rerun_trains_nothing(
     log = str(tmp_path / 'runs.jsonl')
     monkeypatch.setenv('FAKE_TRAIN_LOG', log)
     work = str(tmp_path / 'sweep')
-    sweep = plan_sweep(
-        [GDKD, DKD],
-        [parse_grid(f'{K}=1,3'), parse_grid(f'{W2}=1,8'),
-         parse_grid(f'{BETA}=2')], [0, 1], work, train_script=FAKE_TRAIN)
+    sweep = plan_sweep([GDKD, DKD], [
+        parse_grid(f'{K}=1,3'),
+        parse_grid(f'{W2}=1,8'),
+        parse_grid(f'{BETA}=2')
+    ], [0, 1],
+                       work,
+                       train_script=FAKE_TRAIN)
     lines = []
     assert run_sweep(sweep, log=lines.append) == 10
     assert any('eta' in line for line in lines)
@@ -179,11 +190,11 @@ def test_grid_over_seeds_writes_the_report_and_a_rerun_trains_nothing(
     rows = table_rows(work)
     assert len(rows) == 5
     assert rows[0] == ('| gdkd | 1 | 1 |  | 11.00 | 11.10 | 11.05 ± 0.07 '
-                       '| -27.00 |\n')
+                       '| -27.00 ± 0.00 |\n')
     assert rows[3] == ('| gdkd | 3 | 8 |  | 38.00 | 38.10 | **38.05 ± 0.07**'
-                       ' | +0.00 |\n')
+                       ' | +0.00 ± 0.00 |\n')
     assert rows[4] == ('| dkd |  |  | 2 | 2.00 | 2.10 | **2.05 ± 0.07** | '
-                       '-36.00 |\n')
+                       '-36.00 ± 0.00 |\n')
     with open(paths[1]) as f:
         results = json.load(f)
     gdkd = results['targets'][0]
@@ -202,7 +213,8 @@ def test_grid_over_seeds_writes_the_report_and_a_rerun_trains_nothing(
                                                   for w2 in (1, 8)
                                                   for s in (0, 1)]
     # Other settings on the same DIR would mix numbers: refused.
-    other = plan_sweep([GDKD], [parse_grid(f'{K}=1,3')], [0, 1, 2], work,
+    other = plan_sweep([GDKD], [parse_grid(f'{K}=1,3')], [0, 1, 2],
+                       work,
                        train_script=FAKE_TRAIN)
     with pytest.raises(ValueError, match='was started with other settings'):
         run_sweep(other)
@@ -212,9 +224,13 @@ def test_tpe_search_trains_the_requested_number_of_points(
         tmp_path, monkeypatch):
     monkeypatch.setenv('FAKE_TRAIN_LOG', str(tmp_path / 'runs.jsonl'))
     work = str(tmp_path / 'tpe')
-    sweep = plan_sweep([GDKD], [parse_range(f'{W2}=1:8'),
-                                parse_range(f'{K}=1|3')], [0], work,
-                       train_script=FAKE_TRAIN, search='tpe', trials=3)
+    sweep = plan_sweep([GDKD],
+                       [parse_range(f'{W2}=1:8'),
+                        parse_range(f'{K}=1|3')], [0],
+                       work,
+                       train_script=FAKE_TRAIN,
+                       search='tpe',
+                       trials=3)
     run_sweep(sweep, log=lambda line: None)
     results = collect_results(sweep)
     points = results['targets'][0]['points']
@@ -225,6 +241,37 @@ def test_tpe_search_trains_the_requested_number_of_points(
         assert point['mean'] == pytest.approx(10 * k + w2)
 
 
+def test_difference_to_the_reference_is_taken_seed_by_seed():
+    from gdkd_seg.sweep.report import markdown_table
+
+    def point(k, values):
+        return dict(
+            params={K: k},
+            done=True,
+            seeds={
+                str(s): dict(value=v)
+                for s, v in enumerate(values)
+            },
+            mean=sum(values) / 2,
+            std=abs(values[0] - values[1]) / 2**0.5)
+
+    results = dict(
+        metric='mIoU',
+        mode='max',
+        seeds=[0, 1],
+        targets=[
+            dict(
+                label='gdkd',
+                keys={K: 'k'},
+                points=[point(1, [10.0, 14.0]),
+                        point(3, [11.0, 14.0])])
+        ])
+    rows = markdown_table(results).splitlines()[2:4]
+    # Means differ by 0.5; per seed by -1 and 0: mean -0.5, std 0.71.
+    assert rows[0].endswith('| 12.00 ± 2.83 | -0.50 ± 0.71 |')
+    assert rows[1].endswith('| **12.50 ± 2.12** | +0.00 ± 0.00 |')
+
+
 def start_worker(sweep, env):
     """A worker process sharing nothing with the test but the database
     (forked: no second import of torch and mmseg)."""
@@ -232,9 +279,11 @@ def start_worker(sweep, env):
     def work():
         os.setpgrp()  # killpg then stops it with its training run
         os.environ.update(env)
-        run_sweep(sweep, log=lambda line: None,
-                  after_point=lambda: write_report(
-                      collect_results(sweep), sweep.work_dir))
+        run_sweep(
+            sweep,
+            log=lambda line: None,
+            after_point=lambda: write_report(
+                collect_results(sweep), sweep.work_dir))
 
     process = multiprocessing.get_context('fork').Process(target=work)
     process.start()
@@ -243,9 +292,11 @@ def start_worker(sweep, env):
 
 def test_a_killed_sweep_resumes_without_retraining(tmp_path):
     log = str(tmp_path / 'runs.jsonl')
-    sweep = plan_sweep([GDKD], [parse_grid(f'{K}=2'),
-                                parse_grid(f'{W2}=1,8')], [0, 1],
-                       str(tmp_path / 'sweep'), train_script=FAKE_TRAIN)
+    sweep = plan_sweep(
+        [GDKD],
+        [parse_grid(f'{K}=2'), parse_grid(f'{W2}=1,8')], [0, 1],
+        str(tmp_path / 'sweep'),
+        train_script=FAKE_TRAIN)
     env = dict(FAKE_TRAIN_LOG=log, FAKE_TRAIN_SECONDS='1')
     worker = start_worker(sweep, env)
     deadline = time.time() + 120
@@ -264,26 +315,28 @@ def test_a_killed_sweep_resumes_without_retraining(tmp_path):
     assert runs[4:] == runs[3:4]  # only the run that was cut off
     assert [row.split(' | ')[-2] for row in table_rows(sweep.work_dir)
             ] == ['21.05 ± 0.07', '**28.05 ± 0.07**']
-    study = optuna.load_study(
-        study_name='sweep/gdkd', storage=sweep.storage)
+    study = optuna.load_study(study_name='sweep/gdkd', storage=sweep.storage)
     states = [t.state.name for t in study.trials]
     assert states.count('COMPLETE') == 2 and 'RUNNING' not in states
 
 
 def test_two_workers_share_one_study_and_train_each_point_once(tmp_path):
     log = str(tmp_path / 'runs.jsonl')
-    sweep = plan_sweep([GDKD], [parse_grid(f'{K}=1,3'),
-                                parse_grid(f'{W2}=1,8')], [0],
-                       str(tmp_path / 'sweep'), train_script=FAKE_TRAIN)
+    sweep = plan_sweep([GDKD],
+                       [parse_grid(f'{K}=1,3'),
+                        parse_grid(f'{W2}=1,8')], [0],
+                       str(tmp_path / 'sweep'),
+                       train_script=FAKE_TRAIN)
     env = dict(FAKE_TRAIN_LOG=log, FAKE_TRAIN_SECONDS='1.5')
     workers = [start_worker(sweep, env) for _ in range(2)]
     for worker in workers:
         worker.join()
     assert [w.exitcode for w in workers] == [0, 0]
     runs = fake_runs(log)
-    assert sorted((r['k'], r['w2'], r['seed']) for r in runs) == [
-        (1, 1, 0), (1, 8, 0), (3, 1, 0), (3, 8, 0)
-    ]
+    assert sorted((r['k'], r['w2'], r['seed']) for r in runs) == [(1, 1, 0),
+                                                                  (1, 8, 0),
+                                                                  (3, 1, 0),
+                                                                  (3, 8, 0)]
     assert {r['pid'] for r in runs} == {w.pid for w in workers}
     assert len(table_rows(sweep.work_dir)) == 4
 
@@ -305,9 +358,17 @@ def test_demo_config_trains_for_real_and_scores_its_logged_miou(tmp_path):
         f'train_dataloader.dataset.data_root={data}',
         f'val_dataloader.dataset.data_root={data}'
     ]
-    proc = sweep_cli(GDKD, '--grid', f'{K}=2', '--seeds', '3', '--work-dir',
-                     work, '--cfg-options', *options,
-                     env=dict(OMP_NUM_THREADS='1'))
+    proc = sweep_cli(
+        GDKD,
+        '--grid',
+        f'{K}=2',
+        '--seeds',
+        '3',
+        '--work-dir',
+        work,
+        '--cfg-options',
+        *options,
+        env=dict(OMP_NUM_THREADS='1'))
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     with open(osp.join(work, 'sweep.json')) as f:

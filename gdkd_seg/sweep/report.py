@@ -122,8 +122,7 @@ def markdown_table(results: dict) -> str:
                     summary += f' ± {_fmt(point["std"])}'
                 if point is best:
                     summary = f'**{summary}**'
-                delta = ('' if reference is None else
-                         f'{point["mean"] - reference["mean"]:+.2f}')
+                delta = _paired_difference(point, reference, seeds)
             else:
                 summary, delta = 'not run', ''
             rows.append(cells + [summary, delta])
@@ -135,8 +134,21 @@ def markdown_table(results: dict) -> str:
         f'Each seed: the best validation {results["metric"]} of its run '
         f'({results["mode"]} over validations); {spread}bold: each '
         f'config\'s best point; last column: difference to {first}\'s best '
-        'point.')
+        'point, seed by seed (the same seed gives every point the same '
+        'initialisation and data order), mean ± std over seeds.')
     return '\n'.join(lines)
+
+
+def _paired_difference(point: dict, reference: Optional[dict],
+                       seeds: List[int]) -> str:
+    if reference is None:
+        return ''
+    differences = [
+        point['seeds'][str(s)]['value'] - reference['seeds'][str(s)]['value']
+        for s in seeds
+    ]
+    mean, std = mean_std(differences)
+    return f'{mean:+.2f}' + ('' if std is None else f' ± {_fmt(std)}')
 
 
 def _fmt(value: float) -> str:
