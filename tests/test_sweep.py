@@ -11,8 +11,6 @@ import multiprocessing
 import os
 import os.path as osp
 import signal
-import subprocess
-import sys
 import time
 
 import optuna
@@ -39,18 +37,6 @@ def fake_runs(log):
         return []
     with open(log) as f:
         return [json.loads(line) for line in f]
-
-
-def sweep_cli(*args, env=None, **popen):
-    """tools/sweep.py as a user runs it (a process of its own)."""
-    return subprocess.Popen([sys.executable, 'tools/sweep.py', *args],
-                            cwd=ROOT,
-                            stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT,
-                            text=True,
-                            env=dict(
-                                os.environ, PYTHONPATH=ROOT, **(env or {})),
-                            **popen)
 
 
 def table_rows(work_dir):
@@ -348,31 +334,23 @@ def test_demo_config_trains_for_real_and_scores_its_logged_miou(tmp_path):
     data = str(tmp_path / 'data')
     generate_synthetic_cityscapes(data, num_train=4, num_val=2, seed=0)
     work = str(tmp_path / 'sweep')
-    options = [
-        'model.teacher_ckpt=None', 'train_cfg.max_iters=1',
-        'train_cfg.val_interval=1', 'param_scheduler.0.end=1',
-        'default_hooks.checkpoint.interval=1', 'train_dataloader.batch_size=2',
-        'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'val_dataloader.persistent_workers=False',
-        f'train_dataloader.dataset.data_root={data}',
-        f'val_dataloader.dataset.data_root={data}'
-    ]
-    proc = sweep_cli(
-        GDKD,
-        '--grid',
-        f'{K}=2',
-        '--seeds',
-        '3',
-        '--work-dir',
-        work,
-        '--cfg-options',
-        *options,
+    loader = dict(num_workers=0, persistent_workers=False,
+                  dataset=dict(data_root=data))
+    sweep = plan_sweep(
+        [GDKD], [parse_grid(f'{K}=2')], [3], work,
+        train_script=osp.join(ROOT, 'tools', 'train.py'),
+        cfg_options={
+            'model.teacher_ckpt': None,
+            'train_cfg.max_iters': 1,
+            'train_cfg.val_interval': 1,
+            'param_scheduler.0.end': 1,
+            'default_hooks.checkpoint.interval': 1,
+            'train_dataloader': dict(loader, batch_size=2),
+            'val_dataloader': loader
+        },
         env=dict(OMP_NUM_THREADS='1'))
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out[-3000:]
-    with open(osp.join(work, 'sweep.json')) as f:
-        point = json.load(f)['targets'][0]['points'][0]
+    assert run_sweep(sweep, log=lambda line: None) == 1
+    point = collect_results(sweep)['targets'][0]['points'][0]
     seed = point['seeds']['3']
     assert seed['work_dir'].endswith('gdkd/k=2/seed3')
     assert (seed['value'], seed['step']) == best_metric(seed['work_dir'])
