@@ -136,10 +136,10 @@ def _effective(values: list) -> list:
 
 def _non_finite_rows(s: Tensor, t: Tensor) -> Optional[Tensor]:
     """``(L,)`` rows with a non-finite logit, or None if all are finite and
-    within +-1e38 (one pass of aminmax per tensor, the common case)."""
-    lows, highs = zip(torch.aminmax(s), torch.aminmax(t))
-    if bool((torch.minimum(*lows) >= -_CLAMP)
-            & (torch.maximum(*highs) <= _CLAMP)):
+    within +-1e38 (the common case: four reductions, which propagate NaN;
+    aminmax would copy a transposed chunk first)."""
+    bounds = torch.stack([s.amax(), t.amax(), -s.amin(), -t.amin()])
+    if bool(bounds.amax() <= _CLAMP):
         return None
     return ~(torch.isfinite(s).all(dim=0) & torch.isfinite(t).all(dim=0))
 
@@ -291,6 +291,11 @@ def forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
             labels = None
             if spec.rule == GroupRule.LABEL:
                 labels = labels2[b0:b1, sl].reshape(-1)
+                if valid is not None:
+                    # An ignored row's label (255) is no class: class 0
+                    # instead keeps its groups non-empty, off the slower
+                    # empty-group path (the row is masked anyway).
+                    labels = torch.where(valid, labels, 0)
             k = None if row_k is None else row_k[b0:b1, sl].reshape(-1)
             grad_scale = None
             if grad3 is not None:

@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 import weakref
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -55,7 +56,7 @@ def reference_gdkd(student, teacher, k=3, w0=1.0, w1=1.0, w2=2.0,
     """The official design: masks, clamped masses and a -1000 mask.
 
     Reproduced for timing only; it is wrong for spreads of ~1000*T and biased
-    by the clamp (REFERENCE.md section 1).
+    by the clamp (docs/method.md).
     """
     c = student.shape[1]
     if student.dim() > 2:
@@ -87,8 +88,16 @@ def reference_gdkd(student, teacher, k=3, w0=1.0, w1=1.0, w2=2.0,
     return (w0 * high + w1 * low_top + w2 * low_rest) * temperature**2
 
 
-LOSSES = {'kd': KDLoss, 'dkd': DKDLoss, 'gdkd': GDKDLoss,
-          'gdkd3': GDKD3Loss}
+LOSSES = {
+    'kd': KDLoss,
+    'dkd': DKDLoss,
+    'gdkd': GDKDLoss,
+    'gdkd3': GDKD3Loss,
+    # Deeper cuts (4 groups) and a per-row cut (the class-loop kernel's
+    # depth), the partitions beyond the four registered defaults.
+    'gdkd_cuts': partial(GDKDLoss, k=(1, 3, 6)),
+    'gdkd_adaptive': partial(GDKDLoss, k='adaptive', max_k=8),
+}
 
 
 def make_method(name, loss):
