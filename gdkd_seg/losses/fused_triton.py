@@ -396,8 +396,9 @@ def _cut_thresholds(top, row_k, CUTS: tl.constexpr, ADAPTIVE: tl.constexpr,
         for j in tl.static_range(len(CUTS)):
             thr = top[CUTS[j] - 1]
             need = tl.zeros(thr.shape, tl.int32)
-            for i in tl.static_range(CUTS[j]):
-                need += (top[i] == thr).to(tl.int32)
+            for i in tl.static_range(DEPTH):
+                if i < CUTS[j]:
+                    need += (top[i] == thr).to(tl.int32)
             thrs = thrs + (thr, )
             needs = needs + (need, )
     return thrs, needs
