@@ -167,13 +167,16 @@ _VERIFY_ROWS = 256
 
 def _verification_rows(s3: Tensor, t3: Tensor, labels2, row_k,
                        ignore_index: Optional[int]):
-    """Up to ``_VERIFY_ROWS`` valid rows with finite logits from this call,
-    in its layout (maps: unit pixel stride; rows: classes contiguous), as
-    ``(1, C, n)`` logits and ``(1, n)`` labels and cuts; None if none."""
+    """Up to ``_VERIFY_ROWS`` valid rows of this call with finite logits
+    and a class label (if any), in its layout (maps: unit pixel stride;
+    rows: classes contiguous), as ``(1, C, n)`` logits and ``(1, n)``
+    labels and cuts; None if there is none."""
     B, C, P = s3.shape
     usable = torch.isfinite(s3).all(1) & torch.isfinite(t3).all(1)
-    if labels2 is not None and ignore_index is not None:
-        usable &= labels2 != ignore_index
+    if labels2 is not None:  # not a label that the device check reports
+        usable &= (labels2 >= 0) & (labels2 < C)
+        if ignore_index is not None:
+            usable &= labels2 != ignore_index
     index = usable.reshape(-1).nonzero()[:_VERIFY_ROWS, 0]
     if not index.numel():
         return None

@@ -51,8 +51,7 @@ import triton.language as tl
 
 from .partition import GroupRule, PartitionSpec
 
-# -FLT_MAX: below every finite logit, yet times 0 it is 0 (not NaN as -inf
-# would be). Padding classes and ignored pixels read it.
+# -FLT_MAX: below every finite logit; -inf logits rank as it.
 _LOWEST = tl.constexpr(-3.4028234663852886e38)
 _LABEL = tl.constexpr(int(GroupRule.LABEL))
 
@@ -278,9 +277,10 @@ def _tile_kernel(
     lab, valid, row_k = _pixel_rows(lab_ptr, k_ptr, pid_b, l_sb, l_sp, pix,
                                     pix_ok, P, ignore_index, HAS_LABELS,
                                     HAS_IGNORE, ADAPTIVE)
-    # Padding classes read -FLT_MAX: zero probability beside any real
-    # logit, never in a top rank, finite. (Masking ignored pixels' loads
-    # too would cost the 16-byte loads along pixels.)
+    # Padding classes read -FLT_MAX (-inf once cast to a 16-bit dtype): zero
+    # probability beside any real logit, never in a top rank. Ignored pixels
+    # are read too: masking their loads would cost the 16-byte loads along
+    # pixels.
     tile_ok = (cls < C) & pix_ok[None, :]
     s = tl.load(s_ptr + pid_b * s_sb + cls * s_sc + pix[None, :] * s_sp,
                 mask=tile_ok, other=_LOWEST).to(tl.float32)
