@@ -102,23 +102,21 @@ def test_empty_batch_gives_zero_with_zero_gradient(backend):
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_ignore_index_none_keeps_every_row(backend):
     s, t, labels = make_case(41)
-    spec = build('gdkd').spec
-    x = s.clone().requires_grad_(True)
-    # Labels neither skip rows nor define groups: 255 is just a value.
-    loss = fused_partitioned_kl(x, t, spec, labels, ignore_index=None,
-                                **backend_args(backend))
-    torch.testing.assert_close(
-        loss, F.plain_loss(s, t, spec, None, reduction='mean'))
-    # A label partition reads them: every row must name a class.
-    dkd = build('dkd').spec
     labels[labels == 255] = 4
-    loss = fused_partitioned_kl(x, t, dkd, labels, ignore_index=None,
-                                **backend_args(backend))
-    torch.testing.assert_close(
-        loss, F.plain_loss(s, t, dkd, labels.reshape(-1), None))
+    x = s.clone().requires_grad_(True)
+    # Labels skip no row: GDKD is its mean over every row, DKD reads them.
+    for name in ('gdkd', 'dkd'):
+        spec = build(name).spec
+        loss = fused_partitioned_kl(x, t, spec, labels, ignore_index=None,
+                                    **backend_args(backend))
+        torch.testing.assert_close(
+            loss, F.plain_loss(s, t, spec, labels.reshape(-1), None))
+        if name == 'gdkd':
+            torch.testing.assert_close(loss, F.plain_loss(s, t, spec))
+    # Every label must then name a class (as on the plain path).
     labels[0, 0, 0] = 255
     with pytest.raises(ValueError, match=r'\[0, 19\).*255'):
-        fused_partitioned_kl(x, t, dkd, labels, ignore_index=None,
+        fused_partitioned_kl(x, t, spec, labels, ignore_index=None,
                              **backend_args(backend))
         fused.check_labels_now()  # CUDA labels: checked on the device
 

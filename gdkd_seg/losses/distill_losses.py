@@ -9,13 +9,24 @@ Each loss is called as ``loss(student_logits, teacher_logits[, gt_seg])``.
 * ``gt_seg`` is a ``(B, H', W')`` or ``(B, 1, H', W')`` label map at any
   resolution (or ``(N,)`` labels for rows). It is resized to the logit grid by
   nearest neighbour, and pixels equal to ``ignore_index`` contribute nothing.
+  A label that is neither ``ignore_index`` nor a class raises ValueError.
+* ``ignore_index=None`` masks nothing: every pixel counts, void ones
+  included, as the official segmentation GDKD and KD average by default
+  (there ``gt_seg`` is not read; DKD still reads its classes).
 * The result is the mean over valid rows of the per-row loss (which already
-  carries ``T**2``), times ``loss_weight``. An all-ignored batch gives 0 with a
-  zero gradient. The teacher never receives gradient.
+  carries ``T**2``), times ``loss_weight``. An all-ignored or empty batch
+  gives 0 with a zero gradient. A non-finite logit in a valid row gives a
+  NaN loss. The teacher never receives gradient.
 * With ``use_fused=True`` (default) ``'mean'`` and ``'sum'`` run the fused
   loss-and-gradient path (``fused.py``: a Triton kernel on CUDA when triton is
-  installed, chunked torch otherwise), equal to the plain path to float32
-  rounding; ``reduction='none'`` or ``use_fused=False`` use the plain path.
+  installed, chunked torch otherwise) where it supports the partition, equal
+  to the plain path to float32 rounding; ``reduction='none'``,
+  ``use_fused=False`` and other partitions use the plain path
+  (``functional.plain_loss``).
+
+Defaults are the official segmentation settings (``docs/method.md`` lists
+them with their sources); each class below only declares its
+:class:`~.partition.PartitionSpec`.
 
 Example config (mmseg scope)::
 
@@ -42,7 +53,7 @@ class _DistillLoss(nn.Module):
 
     def __init__(self,
                  loss_weight: float = 1.0,
-                 ignore_index: int = 255,
+                 ignore_index: Optional[int] = 255,
                  reduction: str = 'mean',
                  loss_name: str = 'loss_kd',
                  use_fused: bool = True) -> None:
@@ -87,16 +98,21 @@ class _DistillLoss(nn.Module):
         """
         teacher_logits = F.align_teacher(student_logits, teacher_logits)
         labels = None
-        if gt_seg is not None:
-            labels = F.labels_to_rows(gt_seg, student_logits)
-        elif self.spec.needs_labels:
+        if self.spec.needs_labels and gt_seg is None:
             raise ValueError(f'{type(self).__name__} partitions by the ground '
                              'truth: call it with gt_seg')
+        if gt_seg is not None and (self.spec.needs_labels
+                                   or self.ignore_index is not None):
+            labels = F.labels_to_rows(gt_seg, student_logits)
+        # The fused path masks with an int label, so with ignore_index=None
+        # it runs only where no label is read (its ignore_index is unused).
         if self.use_fused and self.reduction != 'none' and \
-                fused_supports(self.spec):
+                fused_supports(self.spec) and \
+                (labels is None or self.ignore_index is not None):
             return fused_partitioned_kl(
                 student_logits, teacher_logits, self.spec, labels,
-                self.ignore_index, self.loss_weight, self.reduction)
+                -1 if labels is None else self.ignore_index,
+                self.loss_weight, self.reduction)
         return self.loss_weight * F.plain_loss(
             student_logits, teacher_logits, self.spec, labels,
             self.ignore_index, self.reduction)
@@ -111,7 +127,8 @@ class KDLoss(_DistillLoss):
     Args:
         temperature (float): T. Default 1.0 (pixel-wise KD in segmentation).
         loss_weight (float): Multiplier of the loss. Default 1.0.
-        ignore_index (int): Label of pixels to skip. Default 255.
+        ignore_index (int, optional): Label of pixels to skip. Default 255;
+            None counts every pixel (the official code's averaging).
         reduction (str): 'mean' over valid rows, 'sum' or 'none'.
         loss_name (str): Key in the loss dict. Default 'loss_kd'.
         use_fused (bool): Fused loss-and-gradient path for 'mean'/'sum'.
@@ -131,16 +148,18 @@ class DKDLoss(_DistillLoss):
     Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022:
     ``T^2 [alpha * TCKD + beta * NCKD]`` with TCKD the KL of the binary
     (target, non-target) masses and NCKD the KL among non-target classes.
+    The defaults are the official segmentation DKD's (ZaberKo/seg-gdkd);
+    the DKD paper's CIFAR-100 setting is ``beta=8, temperature=4``.
 
     Args:
         alpha (float): TCKD weight. Default 1.0.
-        beta (float): NCKD weight. Default 8.0 (the DKD paper's).
+        beta (float): NCKD weight. Default 2.0.
         temperature (float): T. Default 1.0.
         loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
         loss_name (str): Default 'loss_dkd'.
     """
 
-    def __init__(self, alpha: float = 1.0, beta: float = 8.0,
+    def __init__(self, alpha: float = 1.0, beta: float = 2.0,
                  temperature: float = 1.0, loss_name='loss_dkd',
                  **kwargs) -> None:
         super().__init__(loss_name=loss_name, **kwargs)
@@ -159,9 +178,14 @@ class GDKDLoss(_DistillLoss):
     logit go to the lowest class index.
 
     ``k`` may be a tuple of cut points of the teacher's ranking
-    (``partition.py``): ``k=(1, 4)`` is top-1 / top-2..4 / rest, with ``w1``
-    on every top group and ``w2`` on the rest unless ``leaf_weights`` gives
-    one weight per group. ``k='adaptive'`` chooses k per pixel: the smallest
+    (``partition.py``, ``docs/method.md``): ``k=(1, 4)`` is top-1 /
+    top-2..4 / rest (GDKD3), ``k=(1, 3, 6)`` top-1 / top-2..3 / top-4..6 /
+    rest, with ``w1`` on every top group and ``w2`` on the rest unless
+    ``leaf_weights`` gives one weight per group::
+
+        dict(type='GDKDLoss', k=(1, 3, 6), leaf_weights=(1., 1., 1., 2.))
+
+    ``k='adaptive'`` chooses k per pixel: the smallest
     top-k holding ``adaptive_mass`` of the teacher's probability (at
     temperature T), at most ``max_k`` (see ``functional.adaptive_k``)::
 
@@ -205,13 +229,14 @@ class GDKD3Loss(_DistillLoss):
     KL, ``w1`` the top-2..k leaf and ``w2`` the rest leaf.
 
     Args:
-        k (int): end of the middle group, >= 2. Default 3.
+        k (int): end of the middle group, >= 2. Default 4 (the official
+            GDKD3's; its other defaults are the segmentation GDKD's).
         temperature, w0, w1, w2: as in :class:`GDKDLoss`.
         loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
         loss_name (str): Default 'loss_gdkd3'.
     """
 
-    def __init__(self, k: int = 3, temperature: float = 1.0,
+    def __init__(self, k: int = 4, temperature: float = 1.0,
                  w0: float = 1.0, w1: float = 1.0, w2: float = 2.0,
                  loss_name='loss_gdkd3', **kwargs) -> None:
         super().__init__(loss_name=loss_name, **kwargs)

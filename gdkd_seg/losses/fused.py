@@ -417,7 +417,8 @@ def fused_partitioned_kl(student: Tensor,
             labels: rows equal to ``ignore_index`` are skipped; for a label
             partition they also define the groups (required then).
         ignore_index (int, optional): label of skipped rows; None skips
-            none (labels then only serve a label partition).
+            none (labels then only serve a label partition; given, they are
+            checked all the same).
         scale (float): multiplier (a loss weight); folding it in here keeps
             the incoming gradient at 1 so backward needs no pass.
         reduction (str): ``'mean'`` over valid rows or ``'sum'``.
@@ -445,8 +446,6 @@ def fused_partitioned_kl(student: Tensor,
     spec.check_num_classes(num_classes)
     if spec.needs_labels and labels is None:
         raise ValueError('a label partition (DKD) needs labels')
-    if ignore_index is None and not spec.needs_labels:
-        labels = None  # they neither skip rows nor define groups
     if labels is not None:
         labels = labels.reshape(-1)
         rows = student.numel() // max(num_classes, 1)
