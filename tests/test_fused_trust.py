@@ -11,8 +11,9 @@ import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import fused
 from gdkd_seg.losses import functional as F
 from gdkd_seg.losses.fused import fused_partitioned_kl
-from test_fused import (BACKENDS, DEVICE, LOSSES, assert_equal_to_plain,
-                        backend_args, build, make_case)
+from test_fused import (BACKEND_LAYOUTS, BACKENDS, DEVICE, LOSSES,
+                        assert_equal_to_plain, backend_args, build,
+                        make_case)
 
 TRITON = [b for b in BACKENDS if b != 'torch']
 # Triton's CPU interpreter computes masked lanes too (padding, -inf
@@ -68,15 +69,12 @@ NON_FINITE = {
 }
 
 
-@pytest.mark.parametrize('backend', BACKENDS)
-@pytest.mark.parametrize('layout', ['map', 'rows'])
+@pytest.mark.parametrize('backend, layout', BACKEND_LAYOUTS)
 @pytest.mark.parametrize('name', list(LOSSES))
 def test_non_finite_logit_at_a_valid_pixel_gives_nan(backend, layout, name):
     # Once the default (fused) path returned a finite loss over a NaN
     # gradient here: training logged a finite loss while the step wrote NaN
     # into the weights.
-    if layout == 'rows' and backend == 'triton-tile':
-        pytest.skip('the same kernel as triton')
     shape = (2, 19, 5, 7) if layout == 'map' else (37, 19)
     for i, (which, value) in enumerate(NON_FINITE[name]):
         s, t, labels = make_case(31 + i, shape)
