@@ -35,6 +35,7 @@ import statistics
 import sys
 import time
 import weakref
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -55,8 +56,16 @@ CPU_SHAPES = ['2x19x64x128', '8x19x64x128', '2x150x64x128', '4096x1000']
 GPU_EXP_RATE = 16 * 132 * 1.98e9
 
 
-LOSSES = {'kd': KDLoss, 'dkd': DKDLoss, 'gdkd': GDKDLoss,
-          'gdkd3': GDKD3Loss}
+LOSSES = {
+    'kd': KDLoss,
+    'dkd': DKDLoss,
+    'gdkd': GDKDLoss,
+    'gdkd3': GDKD3Loss,
+    # Deeper cuts (4 groups) and a per-row cut (the class-loop kernel's
+    # depth), the partitions beyond the four registered defaults.
+    'gdkd_cuts': partial(GDKDLoss, k=(1, 3, 6)),
+    'gdkd_adaptive': partial(GDKDLoss, k='adaptive', max_k=8),
+}
 
 
 def make_method(name, loss):
