@@ -19,9 +19,8 @@ Each loss is called as ``loss(student_logits, teacher_logits[, gt_seg])``.
   NaN loss. The teacher never receives gradient.
 * With ``use_fused=True`` (default) ``'mean'`` and ``'sum'`` run the fused
   loss-and-gradient path (``fused.py``: a Triton kernel on CUDA when triton is
-  installed, chunked torch otherwise) where it supports the partition, equal
-  to the plain path to float32 rounding; ``reduction='none'``,
-  ``use_fused=False`` and other partitions use the plain path
+  installed, chunked torch otherwise), equal to the plain path to float32
+  rounding; ``reduction='none'`` and ``use_fused=False`` use the plain path
   (``functional.plain_loss``).
 
 Defaults are the official segmentation settings (``docs/method.md`` lists
@@ -42,7 +41,7 @@ from torch import Tensor
 
 from . import functional as F
 from . import partition
-from .fused import fused_partitioned_kl, fused_supports
+from .fused import fused_partitioned_kl
 from .partition import AdaptiveCut, PartitionSpec
 
 
@@ -104,15 +103,10 @@ class _DistillLoss(nn.Module):
         if gt_seg is not None and (self.spec.needs_labels
                                    or self.ignore_index is not None):
             labels = F.labels_to_rows(gt_seg, student_logits)
-        # The fused path masks with an int label, so with ignore_index=None
-        # it runs only where no label is read (its ignore_index is unused).
-        if self.use_fused and self.reduction != 'none' and \
-                fused_supports(self.spec) and \
-                (labels is None or self.ignore_index is not None):
+        if self.use_fused and self.reduction != 'none':
             return fused_partitioned_kl(
                 student_logits, teacher_logits, self.spec, labels,
-                -1 if labels is None else self.ignore_index,
-                self.loss_weight, self.reduction)
+                self.ignore_index, self.loss_weight, self.reduction)
         return self.loss_weight * F.plain_loss(
             student_logits, teacher_logits, self.spec, labels,
             self.ignore_index, self.reduction)

@@ -45,9 +45,10 @@ from torch import Tensor
 from .partition import GroupRule, PartitionSpec
 
 __all__ = [
-    'flatten_logits', 'align_teacher', 'labels_to_rows', 'check_labels',
-    'topk_group_index', 'adaptive_k', 'group_index', 'partitioned_kl',
-    'row_losses', 'reduce_rows', 'plain_loss'
+    'flatten_logits', 'as_bcp', 'align_teacher', 'labels_to_rows',
+    'check_labels', 'topk_group_index', 'adaptive_k', 'group_masks',
+    'group_index', 'partitioned_kl', 'row_losses', 'reduce_rows',
+    'plain_loss'
 ]
 
 # Teacher rankings up to this depth are found by repeated max extraction
@@ -169,9 +170,10 @@ def check_labels(labels: Tensor, num_classes: int,
             f'pixels with other values: {shown}')
 
 
-def _as_bcp(x: Tensor) -> Tensor:
+def as_bcp(x: Tensor) -> Tensor:
     """``(N, C)`` -> ``(1, C, N)``, ``(B, C, *spatial)`` -> ``(B, C, P)``;
-    views wherever the layout allows."""
+    views wherever the layout allows (contiguous or channels-last maps, any
+    ``(N, C)``), so the logits are read in place."""
     if x.dim() == 2:
         return x.t().unsqueeze(0)
     return x.flatten(2)
@@ -206,6 +208,25 @@ def _top_members(teacher: Tensor,
         deepest = int(depths[0].max()) if depths[0].numel() else 0
     else:
         deepest = depths[-1]
+    if teacher.stride(1) == 1 and deepest:
+        # Classes contiguous ((N, C) rows): topk is fast, and usually the
+        # classes at or above the d-th largest value are exactly d, hence
+        # the top d whatever the tie rule.
+        largest = torch.topk(teacher.detach(), deepest, dim=1).values
+        members = []
+        for depth in depths:
+            if per_row:
+                kth = largest.gather(1, depth.clamp(min=1) - 1)
+                size = depth.to(teacher.dtype)
+            else:
+                kth, size = largest[:, depth - 1:depth], depth
+            # 1 at or above the d-th largest: sign(key - kth) + 1, max 1.
+            member = (teacher.detach() - kth).sign_().add_(1.).clamp_(max=1.)
+            if not bool((member.sum(dim=1, keepdim=True) == size).all()):
+                break  # a tie across the d-th place
+            members.append(member)
+        else:
+            return members
     if deepest > _MAX_ROUNDS:
         ranks = _ranks(teacher)
         return [(ranks < d).to(teacher.dtype) for d in depths]
@@ -259,7 +280,7 @@ def topk_group_index(teacher_rows: Tensor, k: Union[int, Tensor]) -> Tensor:
     if not (1 <= low and high <= num_classes):
         raise ValueError(f'k must be in [1, {num_classes}] (the number of '
                          f'classes), got {k if low == high else k.tolist()}')
-    return _ranks(_as_bcp(teacher_rows))[0].t()
+    return _ranks(as_bcp(teacher_rows))[0].t()
 
 
 def adaptive_k(teacher_rows: Tensor,
@@ -308,14 +329,21 @@ def adaptive_k(teacher_rows: Tensor,
     return k.clamp(max=max_k)
 
 
-def _group_masks(spec: PartitionSpec, teacher: Tensor,
-                 labels: Optional[Tensor]) -> Optional[List[Tensor]]:
+def group_masks(spec: PartitionSpec,
+                teacher: Tensor,
+                labels: Optional[Tensor] = None,
+                row_k: Optional[Tensor] = None) -> Optional[List[Tensor]]:
     """The groups of ``spec`` as ``(B, C, P)`` float 0/1 masks.
+
+    The one place that turns a spec into groups: the plain path and the
+    fused torch path both call it.
 
     Args:
         spec (PartitionSpec): the loss's partition.
         teacher (Tensor): ``(B, C, P)`` float teacher logits.
         labels (Tensor, optional): ``(B, P)`` labels (label partitions).
+        row_k (Tensor, optional): ``(B, P)`` per-row cut of an adaptive
+            spec, when the caller has it already (else computed here).
 
     Returns:
         list[Tensor] | None: one mask per group, or None for one group.
@@ -330,10 +358,11 @@ def _group_masks(spec: PartitionSpec, teacher: Tensor,
         return [target, 1. - target]
     if spec.adaptive is not None:
         batch, num_classes, pixels = teacher.shape
-        k = adaptive_k(
-            teacher.transpose(1, 2).reshape(batch * pixels, num_classes),
-            spec.adaptive.mass, spec.temperature, spec.adaptive.max_k)
-        top, = _top_members(teacher, [k.view(batch, 1, pixels)])
+        if row_k is None:
+            row_k = adaptive_k(
+                teacher.transpose(1, 2).reshape(batch * pixels, num_classes),
+                spec.adaptive.mass, spec.temperature, spec.adaptive.max_k)
+        top, = _top_members(teacher, [row_k.view(batch, 1, pixels)])
         return [top, 1. - top]
     if not spec.cuts:
         return None
@@ -510,9 +539,9 @@ def partitioned_kl(student_rows: Tensor,
     if temperature <= 0:
         raise ValueError(f'temperature must be > 0, got {temperature}')
     dtype = _compute_dtype(student_rows)
-    student = _as_bcp(student_rows.to(dtype))
-    teacher = _as_bcp(teacher_rows.detach().to(dtype))
-    masks = [_as_bcp((groups == g).to(dtype)) for g in range(num_groups)]
+    student = as_bcp(student_rows.to(dtype))
+    teacher = as_bcp(teacher_rows.detach().to(dtype))
+    masks = [as_bcp((groups == g).to(dtype)) for g in range(num_groups)]
 
     def per_row(weight):  # float, or (N,) -> (1, 1, N)
         if torch.is_tensor(weight):
@@ -560,9 +589,9 @@ def group_index(spec: PartitionSpec, teacher_rows: Tensor,
     Returns:
         Tensor: ``(N, C)`` int64 group ids in ``[0, spec.num_groups)``.
     """
-    teacher = _as_bcp(teacher_rows.detach().to(_compute_dtype(teacher_rows)))
-    masks = _group_masks(spec, teacher,
-                         None if labels is None else labels.view(1, -1))
+    teacher = as_bcp(teacher_rows.detach().to(_compute_dtype(teacher_rows)))
+    masks = group_masks(spec, teacher,
+                        None if labels is None else labels.view(1, -1))
     if masks is None:
         return torch.zeros_like(teacher_rows, dtype=torch.long)
     ids = _per_class(masks, list(range(len(masks))))
@@ -573,7 +602,7 @@ def _spec_rows(spec: PartitionSpec, student: Tensor, teacher: Tensor,
                labels: Optional[Tensor]) -> Tensor:
     """``(B, P)`` losses of ``spec`` for ``(B, C, P)`` logits and ``(B, P)``
     labels."""
-    masks = _group_masks(spec, teacher, labels)
+    masks = group_masks(spec, teacher, labels)
     return _partitioned_kl(student, teacher, masks, spec.group_weight,
                            list(spec.leaf_weights), spec.temperature)
 
@@ -584,8 +613,8 @@ def row_losses(spec: PartitionSpec,
                labels: Optional[Tensor] = None) -> Tensor:
     """The per-row loss of ``spec``: ``(N,)``, with ``T**2``."""
     dtype = _compute_dtype(student_rows)
-    return _spec_rows(spec, _as_bcp(student_rows.to(dtype)),
-                      _as_bcp(teacher_rows.detach().to(dtype)),
+    return _spec_rows(spec, as_bcp(student_rows.to(dtype)),
+                      as_bcp(teacher_rows.detach().to(dtype)),
                       None if labels is None else labels.view(1, -1))[0]
 
 
@@ -617,8 +646,8 @@ def plain_loss(student: Tensor,
                          f'shape, got {tuple(student.shape)} and '
                          f'{tuple(teacher.shape)}')
     dtype = _compute_dtype(student)
-    student3 = _as_bcp(student.to(dtype))
-    teacher3 = _as_bcp(teacher.detach().to(dtype))
+    student3 = as_bcp(student.to(dtype))
+    teacher3 = as_bcp(teacher.detach().to(dtype))
     valid = None
     if labels is not None:
         check_labels(labels, student3.shape[1], ignore_index)

@@ -45,7 +45,6 @@ backward, so the error can come one step late. ``GDKD_SEG_LABEL_CHECK=sync``
 checks every call synchronously before computing; :func:`check_labels_now`
 waits for the pending checks.
 """
-import math
 import os
 import warnings
 from collections import deque
@@ -65,7 +64,7 @@ except ImportError:  # triton is optional: the torch path covers every case
     fused_triton = None
 
 __all__ = [
-    'fused_partitioned_kl', 'fused_supports', 'triton_available',
+    'fused_partitioned_kl', 'triton_available',
     'check_labels_now', 'LABEL_CHECK_ENV'
 ]
 
@@ -76,26 +75,9 @@ __all__ = [
 LABEL_CHECK_ENV = 'GDKD_SEG_LABEL_CHECK'
 
 
-def fused_supports(spec: PartitionSpec) -> bool:
-    """Whether the fused path computes ``spec``: every spec (the kernels
-    hand what exceeds their limits to the torch path)."""
-    return True
-
-
 def triton_available() -> bool:
     """Whether the Triton kernels can be used (triton imported)."""
     return fused_triton is not None
-
-
-def _as_bcp(x: Tensor) -> Tensor:
-    """``(N, C)`` -> ``(1, C, N)``; ``(B, C, *spatial)`` -> ``(B, C, P)``.
-
-    Views whenever the layout allows (contiguous or channels-last maps, any
-    ``(N, C)``), so the logits are read in place.
-    """
-    if x.dim() == 2:
-        return x.t().unsqueeze(0)
-    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
 
 
 class _PendingLabelChecks:
@@ -328,13 +310,13 @@ def _compute(student: Tensor, teacher: Tensor, labels: Optional[Tensor],
              mean: bool, backend: str, need_grad: bool, config=None):
     """Loss, gradient (or None) and, from the kernels, the bad-label
     counts (or None)."""
-    s3, t3 = _as_bcp(student), _as_bcp(teacher)
+    s3, t3 = F.as_bcp(student), F.as_bcp(teacher)
     B, C, P = s3.shape
     grad = grad3 = None
     if need_grad:
         grad = torch.empty(student.shape, dtype=student.dtype,
                            device=student.device)
-        grad3 = _as_bcp(grad)
+        grad3 = F.as_bcp(grad)
     if s3.numel() == 0:  # nothing to launch: 0, as an all-ignored batch
         dtype = torch.float64 if student.dtype == torch.float64 \
             else torch.float32

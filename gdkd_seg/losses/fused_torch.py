@@ -14,6 +14,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
+from . import functional as F
 from .partition import GroupRule, PartitionSpec
 
 # Pixels per chunk are chosen so a chunk holds ~2**18 logits: the ~15
@@ -31,84 +32,15 @@ _BIG = 3.0e38
 _CLAMP = 1.0e38
 
 
-def _cuts(spec: PartitionSpec, row_k: Optional[Tensor]) -> list:
-    """The cut points: ints, or the ``(L,)`` per-row cut (adaptive)."""
-    return [row_k] if spec.adaptive is not None else list(spec.cuts)
-
-
-def _top_masks(t: Tensor, cuts: list) -> List[Tensor]:
-    """Per cut ``c``, the float mask of the teacher's top-c classes, ties to
-    the lowest class index (nested: each holds the one before).
-
-    With the classes contiguous ((N, C) rows), usually the classes at or
-    above the c-th largest value (from ``torch.topk``) are exactly c, and
-    they are the top c whatever the tie rule. Otherwise (maps, or a tie
-    across the c-th place) rounds: take the max of the remaining keys and,
-    of the classes equal to it, the lowest-indexed one (``1 + sign(key -
-    max)`` marks the ties, the largest ``C - index`` among them is the
-    first); the picked class drops to ``-3e38``, below every logit. Either
-    way exactly a stable descending sort's top c.
-    """
-    deepest = max(int(c.max()) if torch.is_tensor(c) else c for c in cuts)
-    if t.stride(0) != 1:  # topk over a strided class dim is slow on CPU
-        return _top_masks_by_rounds(t, cuts, deepest)
-    largest = torch.topk(t, deepest, dim=0).values
-    masks = []
-    for cut in cuts:
-        if torch.is_tensor(cut):
-            kth = largest.gather(0, cut[None] - 1)[0]
-            size = cut.to(t.dtype)
-        else:
-            kth, size = largest[cut - 1], cut
-        at_or_above = (t - kth).sign_().add_(1.).clamp_(max=1.)
-        if not bool((at_or_above.sum(dim=0) == size).all()):
-            return _top_masks_by_rounds(t, cuts, deepest)
-        masks.append(at_or_above)
-    return masks
-
-
-def _top_masks_by_rounds(t: Tensor, cuts: list, deepest: int) -> list:
-    num_classes = t.shape[0]
-    reverse = torch.arange(num_classes, 0, -1, dtype=t.dtype,
-                           device=t.device)[:, None]
-    key = t.clone()
-    picked = []
-    for _ in range(deepest):
-        hit = (key - key.amax(dim=0)).sign_().add_(1.)  # the max and ties
-        if not bool((hit.sum(dim=0) == 1).all()):
-            first = (hit * reverse).amax(dim=0)
-            hit.mul_((reverse - first).sign_().add_(1.))
-        # Picked keys become key - (key + 3e38) ~ -3e38.
-        key.addcmul_(hit, key + _BIG, value=-1.)
-        picked.append(hit)
-    masks = []
-    for cut in cuts:
-        if torch.is_tensor(cut):  # rank r is in when r < cut
-            mask = sum(hit * (cut > r).to(t.dtype)
-                       for r, hit in enumerate(picked))
-        else:
-            mask = sum(picked[1:cut], picked[0].clone())
-        masks.append(mask)
-    return masks
-
-
 def _group_masks(t: Tensor, labels: Optional[Tensor],
                  row_k: Optional[Tensor],
-                 spec: PartitionSpec) -> Optional[list]:
-    """Float 0/1 masks ``(C, L)``, one per group (None for one group)."""
-    if spec.num_groups == 1:
-        return None
-    if spec.rule == GroupRule.LABEL:
-        # A label that is no class (an ignored row's) makes group 0 empty.
-        classes = torch.arange(t.shape[0], dtype=t.dtype, device=t.device)
-        target = (classes[:, None] - labels[None, :].to(t.dtype)).abs_() \
-            .neg_().sign_().add_(1.)
-        return [target, 1. - target]
-    masks = _top_masks(t, _cuts(spec, row_k))
-    rest = 1. - masks[-1]
-    for g in range(len(masks) - 1, 0, -1):  # top-c_g minus top-c_{g-1}
-        masks[g] -= masks[g - 1]
-    return masks + [rest]
+                 spec: PartitionSpec) -> Optional[List[Tensor]]:
+    """Float 0/1 masks ``(C, L)``, one per group (None for one group):
+    ``functional.group_masks`` on the chunk."""
+    masks = F.group_masks(
+        spec, t[None], None if labels is None else labels[None],
+        None if row_k is None else row_k[None])
+    return None if masks is None else [m[0] for m in masks]
 
 
 def _group_max(x: Tensor, mask: Tensor) -> Tensor:
