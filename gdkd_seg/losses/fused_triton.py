@@ -671,6 +671,8 @@ MAX_LOOP_CLASSES = 32
 MAX_LOOP_DEPTH = 8
 MAX_TILE_DEPTH = 32
 MAX_GROUPS = 5
+# The grouping rules the kernels form groups for (the rest: the torch path).
+KERNEL_RULES = (GroupRule.TEACHER_RANK, GroupRule.LABEL)
 
 
 def depth(spec: PartitionSpec, num_classes: int) -> int:
@@ -699,6 +701,8 @@ def weights(spec: PartitionSpec) -> Tuple[float, ...]:
 def limit_error(kernel: str, spec: PartitionSpec,
                 num_classes: int) -> Optional[str]:
     """Why ``kernel`` cannot compute ``spec`` (None if it can)."""
+    if spec.rule not in KERNEL_RULES:
+        return f'the Triton kernels have no groups for {spec.rule!r}'
     deepest = depth(spec, num_classes)
     if spec.num_groups > MAX_GROUPS:
         return (f'the Triton kernels take up to {MAX_GROUPS} groups, got '

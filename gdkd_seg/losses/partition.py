@@ -32,8 +32,10 @@ Groups by the label (``GroupRule.LABEL``): ``{ground-truth class}`` (group
 0) vs the rest (group 1), as DKD.
 
 A new way of forming groups is a :class:`GroupRule` member and its checks
-here, its masks in ``functional._group_masks`` and, for speed, its support
-in the fused kernels (``fused.py``; without it the plain path runs).
+here, and its masks in ``functional.group_masks`` (which the plain path and
+the fused torch path share); on CUDA, the Triton kernels need its group ids
+too (``fused_triton``; ``limit_error`` sends what they lack to the torch
+path).
 """
 import enum
 import math
