@@ -1,5 +1,8 @@
-"""A shortened demo through tools/demo.py: every run, the table, the figures,
-and a rerun that reuses what exists."""
+"""tools/demo.py: the ETA from measured run costs, and a shortened demo
+through the real tools (every run, progress read from mmengine's
+scalars.json, the table, the figures, and a rerun that reuses what exists).
+"""
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -8,9 +11,65 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def load_demo():
+    spec = importlib.util.spec_from_file_location(
+        'demo_tool', osp.join(ROOT, 'tools', 'demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DEMO = load_demo()
+
+# Runs of `tools/demo.py --seeds 0` on the 2-core VM: (name, wall seconds,
+# mean seconds per iteration from scalars.json), with the iterations.
+RECORDED = {
+    'idle, 300 iterations': (300, [
+        ('teacher', 0, 0), ('student', 0, 0), ('KD', 0, 0), ('DKD', 0, 0),
+        ('GDKD', 0, 0)]),
+}
+
+
+@pytest.mark.parametrize('label', list(RECORDED))
+def test_eta_after_the_first_run_is_within_30_percent(label):
+    iters, runs = RECORDED[label]
+    estimator = DEMO.RunCostEstimator(iters)
+    name, wall, sec_per_iter = runs[0]
+    estimator.record(DEMO.run_kind(name), wall, sec_per_iter)
+    for done in range(1, len(runs)):
+        future = [DEMO.run_kind(r[0]) for r in runs[done:]]
+        actual = sum(r[1] for r in runs[done:])
+        estimate = estimator.remaining(future)
+        assert abs(estimate - actual) <= 0.3 * actual, (done, estimate, actual)
+        name, wall, sec_per_iter = runs[done]
+        estimator.record(DEMO.run_kind(name), wall, sec_per_iter)
+
+
+def test_eta_during_the_first_run_and_on_a_slower_machine():
+    estimator = DEMO.RunCostEstimator(300)
+    assert estimator.remaining(['student']) != estimator.remaining(
+        ['student'])  # nothing measured yet: unknown (nan)
+    # 100 of 300 teacher iterations at 0.7 s after 20 s of start-up.
+    left = estimator.remaining(['student', 'distilled'],
+                               current=('teacher', 100, 0.7, 20.0))
+    relative = DEMO.RELATIVE_ITER_COST
+    per_student_iter = 0.7 / relative['teacher']
+    expected = 200 * 0.7 + 2 * 20.0 + 300 * per_student_iter * (
+        relative['student'] + relative['distilled'])
+    assert left == pytest.approx(expected)
+    # Measured kinds are used as measured, on any machine speed.
+    slow = DEMO.RunCostEstimator(300)
+    slow.record('teacher', 3 * (20 + 300 * 0.75), 3 * 0.75)
+    slow.record('student', 3 * (20 + 300 * 0.17), 3 * 0.17)
+    assert slow.remaining(['student']) == pytest.approx(3 * (20 + 51))
+
+
+def test_every_demo_method_has_its_config():
+    for config in [DEMO.TEACHER, *DEMO.RUNS.values()]:
+        assert osp.isfile(osp.join(DEMO.CONFIGS, config)), config
 
 
 def demo(tmp_path, *extra):
@@ -25,12 +84,18 @@ def demo(tmp_path, *extra):
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_shortened_demo_trains_evaluates_and_reuses(tmp_path):
     out = demo(tmp_path)
     for name in ('teacher', 'student', 'KD', 'DKD', 'GDKD'):
         assert f'training {name}' in out
         assert f'| {name} | 1 |' in out
-    assert 'eta' in out
+    # Progress and metrics come from each run's scalars.json.
+    assert out.count(' iter 4/4 (run eta 0:00) loss: ') == 5, out
+    assert 'GDKD (seed 0) iter 2/4' in out and 'decode.loss_gdkd: ' in out
+    assert out.count(' val: aAcc: ') == 5
+    assert '| eta --:--]' in out  # before anything was measured
+    assert 'eta 0:' in out
     work = tmp_path / 'demo'
     for name in ('summary.md', 'miou.png', 'per_class_iou.png',
                  'samples.png'):
@@ -41,6 +106,7 @@ def test_shortened_demo_trains_evaluates_and_reuses(tmp_path):
         assert 0 <= runs[0]['mIoU'] <= 100 and len(runs[0]['IoU']) == 19
     assert (work / 'seed0' / 'gdkd' / 'iter_4.pth').is_file()
 
-    again = demo(tmp_path)
+    # Rerun one method: the teacher and GDKD are reused, not retrained.
+    again = demo(tmp_path, '--methods', 'GDKD')
     assert 'training' not in again
-    assert again.count('| GDKD | 1 |') == 1
+    assert again.count('| GDKD | 1 |') == 1 and '| KD |' not in again

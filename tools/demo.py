@@ -128,7 +128,10 @@ class RunCostEstimator:
                 from its launch to its first iteration (the overhead
                 estimate until a run has finished).
         """
-        overhead = float(np.mean(self.overheads)) if self.overheads else             (current[3] if current is not None else float('nan'))
+        if self.overheads:
+            overhead = float(np.mean(self.overheads))
+        else:
+            overhead = current[3] if current is not None else float('nan')
         left = 0.0
         if current is not None:
             kind, done, spi, _ = current
@@ -241,7 +244,8 @@ def main():
     def options(seed):
         return [
             f'randomness.seed={seed}', f'train_cfg.max_iters={iters}',
-            f'train_cfg.val_interval={iters}', f'param_scheduler.0.end={iters}',
+            f'train_cfg.val_interval={iters}',
+            f'param_scheduler.0.end={iters}',
             f'default_hooks.checkpoint.interval={iters}',
             f'default_hooks.logger.interval={max(1, min(50, iters // 10))}',
             f'train_dataloader.dataset.data_root={args.data_root}',

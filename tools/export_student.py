@@ -1,6 +1,7 @@
 """Export a distilled student as a plain mmseg checkpoint (and config).
 
-    python tools/export_student.py CONFIG CHECKPOINT OUT.pth [--out-config OUT.py]
+    python tools/export_student.py CONFIG CHECKPOINT OUT.pth \
+        [--out-config OUT.py]
 
 CONFIG is the distillation config the checkpoint was trained with: gdkd_seg's
 ``SegDistiller`` (checkpoint keys ``student.*``) or mmrazor's
