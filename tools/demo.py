@@ -71,12 +71,13 @@ def parse_args():
 
 
 #: Seconds per training iteration of each kind of run relative to the
-#: student's, used for the kinds not measured yet: teacher (DeepLabV3-R18)
-#: steps, student (R18 at width 16) steps, and distilled student steps (a
-#: student step plus a teacher forward). Measured with the demo configs
-#: (scalars.json ``time``) on a 2-core CPU VM; the ETA scales them to this
-#: machine by the runs measured so far.
-RELATIVE_ITER_COST = {'teacher': 3.0, 'student': 1.0, 'distilled': 1.8}
+#: student's, for the kinds not measured yet: teacher (DeepLabV3-R18) steps,
+#: student (R18 at width 16) steps, and distilled student steps (a student
+#: step plus a teacher forward). From the demo's 300-iteration runs on the
+#: idle 2-core VM (wall times 3:54, 1:01 and about 2:00, less ~15 s of
+#: start-up and validation each); the ETA scales them by the runs measured
+#: so far. Under heavy CPU contention the ratios shrink (teacher ~1.8x).
+RELATIVE_ITER_COST = {'teacher': 4.5, 'student': 1.0, 'distilled': 2.2}
 
 
 def run_kind(name: str) -> str:
@@ -107,12 +108,13 @@ class RunCostEstimator:
 
     def sec_per_iter(self, kind: str, current=None) -> float:
         """Seconds per iteration of ``kind``; ``current`` = (kind, seconds
-        per iteration) of a running run counts when nothing else does."""
-        if kind in self.iter_cost:
-            return float(np.mean(self.iter_cost[kind]))
+        per iteration) of the running run counts as a measurement of its
+        kind until a run of that kind has finished."""
         measured = {k: float(np.mean(v)) for k, v in self.iter_cost.items()}
-        if not measured and current is not None:
-            measured = {current[0]: current[1]}
+        if current is not None:
+            measured.setdefault(*current)
+        if kind in measured:
+            return measured[kind]
         if not measured:
             return float('nan')
         scale = np.mean([v / self.relative[k] for k, v in measured.items()])
@@ -152,9 +154,9 @@ class Progress:
     def line(self, current=None) -> str:
         elapsed = time.time() - self.start
         eta = self.estimator.remaining(self.future, current)
-        done = elapsed / (elapsed + eta) if eta == eta else float('nan')
-        return (f'[demo {100 * done:5.1f}% | elapsed {_hms(elapsed)} | eta '
-                f'{_hms(eta)}]')
+        done = f'{100 * elapsed / (elapsed + eta):5.1f}%' if eta == eta \
+            else '  --%'
+        return f'[demo {done} | elapsed {_hms(elapsed)} | eta {_hms(eta)}]'
 
 
 def _hms(seconds: float) -> str:
@@ -198,7 +200,10 @@ def train(name: str, config: str, work_dir: str, options: list, iters: int,
             env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
                      os.environ.get('PYTHONPATH', '')))
         while True:
-            finished = proc.poll() is not None
+            try:  # returns as soon as the run ends
+                proc.wait(timeout=POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
             scalars = read_scalars(work_dir)
             for record in scalars.train[shown:]:
                 spi = mean_iter_time(scalars.train[:shown + 1])
@@ -212,9 +217,8 @@ def train(name: str, config: str, work_dir: str, options: list, iters: int,
                 print(f'{progress.line(current)} {name} iter '
                       f'{record["iter"]}/{iters} (run eta {_hms(run_eta)}) '
                       f'{losses}', flush=True)
-            if finished:
+            if proc.returncode is not None:
                 break
-            time.sleep(POLL_SECONDS)
     if proc.returncode != 0:
         raise RuntimeError(f'training {name} failed; see {log_file}')
     wall = time.time() - start
