@@ -95,12 +95,13 @@ def prepare_cpu_run(cfg: Config) -> None:
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     old_type = wrapper.pop('type', 'MMDistributedDataParallel')
     wrapper.pop('device_ids', None)
-    cfg.model_wrapper_cfg = dict(
-        type=CPUDistributedDataParallel.__name__,
+    cfg.model_wrapper_cfg = {
         # What the Runner passes when the config names no wrapper.
-        broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False),
-        **wrapper)
+        'broadcast_buffers': False,
+        'find_unused_parameters': cfg.get('find_unused_parameters', False),
+        **wrapper,
+        'type': CPUDistributedDataParallel.__name__,
+    }
     _log_cpu_change(f'model_wrapper_cfg.type {old_type} -> '
                     f'{CPUDistributedDataParallel.__name__} (SyncBN reverted '
                     'to BN per process, no device ids)')

@@ -3,9 +3,9 @@ CUDA.
 
 mmengine reverts SyncBN to BN only for non-distributed runs, and torch's
 ``DistributedDataParallel`` refuses SyncBN layers in CPU modules
-("SyncBatchNorm layers only work with GPU modules"). This wrapper reverts them with mmengine's
-``revert_sync_batchnorm`` before DDP sees the model; each process then
-normalises over its own batch, as plain BN does. Selected by
+("SyncBatchNorm layers only work with GPU modules"). This wrapper reverts
+them with mmengine's ``revert_sync_batchnorm`` before DDP sees the model;
+each process then normalises over its own batch, as plain BN does. Selected by
 ``model_wrapper_cfg`` (see :func:`gdkd_seg.apis.config.prepare_cpu_run`).
 """
 from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
