@@ -59,7 +59,10 @@ def test_cpu_torchrun_changes_are_logged_one_line_each(gloo_group,
                         lambda msg, **kw: messages.append(msg))
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     cfg = load_config(DEMO_GDKD, launch_args(
-        launcher='pytorch', cfg_options={'find_unused_parameters': True}))
+        launcher='pytorch', cfg_options={
+            'find_unused_parameters': True,
+            'model_wrapper_cfg': dict(broadcast_buffers=True, device_ids=[0])
+        }))
     assert len(messages) == 3 and all('\n' not in m for m in messages)
     assert "backend 'nccl' -> 'gloo'" in messages[0]  # mmseg's runtime
     assert 'MMDistributedDataParallel -> CPUDistributedDataParallel' in \
@@ -68,7 +71,7 @@ def test_cpu_torchrun_changes_are_logged_one_line_each(gloo_group,
     assert all(m.startswith('no CUDA: ') for m in messages)
     assert cfg.env_cfg.dist_cfg.backend == 'gloo'
     assert cfg.model_wrapper_cfg == dict(
-        type='CPUDistributedDataParallel', broadcast_buffers=False,
+        type='CPUDistributedDataParallel', broadcast_buffers=True,
         find_unused_parameters=True)
     # The model config is left as written: SyncBN is reverted on the model.
     assert cfg.model.student.backbone.norm_cfg.type == 'SyncBN'

@@ -189,9 +189,9 @@ def train(name: str, config: str, work_dir: str, options: list, iters: int,
         osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir', work_dir,
         '--cfg-options', *options
     ]
-    kind = progress.future.pop(0)
     print(f'{progress.line()} training {name}: {" ".join(cmd[1:3])}',
           flush=True)
+    kind = progress.future.pop(0)  # from now on, the running run
     start = time.time()
     startup, shown = None, 0
     with open(log_file, 'w') as log:
