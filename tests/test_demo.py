@@ -24,28 +24,56 @@ def load_demo():
 
 DEMO = load_demo()
 
-# Demo runs on the idle 2-core VM, 300 iterations each: (name, wall seconds,
-# seconds per iteration). Wall times as in the README's table (seed 0); the
-# seconds per iteration are the wall time less ~15 s of start-up and
-# validation (the README gives no split).
+# Demo runs on the 2-core VM, seed 0: (name, wall seconds, seconds per
+# iteration). Idle, 300 iterations: the README's wall times, and seconds per
+# iteration as wall time less ~15 s of start-up and validation (the README
+# gives no split). Loaded (load average 6-8, shared with other jobs), 60
+# iterations: `tools/demo.py --seeds 0 --iters 60`, from wall_times.json and
+# scalars.json.
 IDLE_300 = [('teacher', 234.0, 0.73), ('student', 61.0, 0.153),
             ('KD', 123.0, 0.36), ('DKD', 129.0, 0.38), ('GDKD', 120.0, 0.35)]
-RECORDED = {'idle VM, 300 iterations': (300, IDLE_300)}
+LOADED_60 = [('teacher', 516.5, 7.755), ('student', 216.5, 3.318),
+             ('KD', 223.4, 3.071), ('DKD', 228.1, 3.172),
+             ('GDKD', 319.3, 4.611)]
+RECORDED = {'idle, 300 iterations': (300, IDLE_300),
+            'loaded, 60 iterations': (60, LOADED_60)}
+
+
+def estimates_after_each_run(iters, runs):
+    """(estimated, actual) seconds left after each finished run but the
+    last."""
+    estimator = DEMO.RunCostEstimator(iters)
+    pairs = []
+    for done, (name, wall, sec_per_iter) in enumerate(runs[:-1], 1):
+        estimator.record(DEMO.run_kind(name), wall, sec_per_iter)
+        pairs.append((estimator.remaining(
+            [DEMO.run_kind(r[0]) for r in runs[done:]]),
+            sum(r[1] for r in runs[done:])))
+    return pairs
 
 
 @pytest.mark.parametrize('label', list(RECORDED))
 def test_eta_after_the_first_run_is_within_30_percent(label):
-    iters, runs = RECORDED[label]
-    estimator = DEMO.RunCostEstimator(iters)
-    name, wall, sec_per_iter = runs[0]
-    estimator.record(DEMO.run_kind(name), wall, sec_per_iter)
-    for done in range(1, len(runs)):
-        future = [DEMO.run_kind(r[0]) for r in runs[done:]]
-        actual = sum(r[1] for r in runs[done:])
-        estimate = estimator.remaining(future)
-        assert abs(estimate - actual) <= 0.3 * actual, (done, estimate, actual)
-        name, wall, sec_per_iter = runs[done]
-        estimator.record(DEMO.run_kind(name), wall, sec_per_iter)
+    estimate, actual = estimates_after_each_run(*RECORDED[label])[0]
+    assert abs(estimate - actual) <= 0.3 * actual, (estimate, actual)
+
+
+def test_eta_on_an_idle_machine_stays_within_30_percent():
+    # On the loaded run the later estimates missed by up to 43%: the load
+    # changed from run to run, which nothing measured so far predicts.
+    for estimate, actual in estimates_after_each_run(300, IDLE_300):
+        assert abs(estimate - actual) <= 0.3 * actual, (estimate, actual)
+
+
+def test_a_running_runs_first_iterations_do_not_outweigh_finished_runs():
+    estimator = DEMO.RunCostEstimator(300)
+    estimator.record('teacher', 300 * 1.0, 1.0)
+    # 6 student iterations as slow as the teacher's (a load spike).
+    relative = DEMO.RELATIVE_ITER_COST
+    scale = (300 * 1.0 / relative['teacher'] + 6 * 1.0) / 306
+    assert estimator.sec_per_iter('distilled', ('student', 6, 1.0)) == \
+        pytest.approx(scale * relative['distilled'])
+    assert estimator.sec_per_iter('student', ('student', 6, 1.0)) == 1.0
 
 
 def test_eta_during_the_first_run_and_on_a_slower_machine():

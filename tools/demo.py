@@ -93,12 +93,14 @@ class RunCostEstimator:
     depend on the kind of run. Both are measured from the runs done so far:
     the seconds per iteration from mmengine's logged ``time``, the overhead
     as wall time minus iterations. A kind not measured yet gets the
-    measured kinds' cost scaled by :data:`RELATIVE_ITER_COST`.
+    measured kinds' cost scaled by :data:`RELATIVE_ITER_COST`, each measured
+    kind weighted by the iterations it was measured over (so a running run's
+    first few iterations do not outweigh finished runs).
     """
 
     def __init__(self, iters: int, relative_cost=RELATIVE_ITER_COST) -> None:
         self.iters, self.relative = iters, dict(relative_cost)
-        self.iter_cost = {}  # kind -> [seconds per iteration]
+        self.iter_cost = {}  # kind -> [seconds per iteration of each run]
         self.overheads = []  # seconds per run outside its iterations
 
     def record(self, kind: str, wall: float, sec_per_iter: float) -> None:
@@ -107,18 +109,28 @@ class RunCostEstimator:
         self.overheads.append(max(0.0, wall - sec_per_iter * self.iters))
 
     def sec_per_iter(self, kind: str, current=None) -> float:
-        """Seconds per iteration of ``kind``; ``current`` = (kind, seconds
-        per iteration) of the running run counts as a measurement of its
-        kind until a run of that kind has finished."""
-        measured = {k: float(np.mean(v)) for k, v in self.iter_cost.items()}
-        if current is not None:
-            measured.setdefault(*current)
+        """Seconds per iteration of ``kind``.
+
+        Args:
+            kind (str): 'teacher', 'student' or 'distilled'.
+            current (tuple | None): ``(kind, iters_done, sec_per_iter)`` of
+                the running run, a measurement of its kind until a run of
+                that kind has finished.
+        """
+        measured = {  # kind -> (seconds per iteration, iterations seen)
+            k: (float(np.mean(v)), self.iters * len(v))
+            for k, v in self.iter_cost.items()
+        }
+        if current is not None and current[1] > 0:
+            measured.setdefault(current[0], (current[2], current[1]))
         if kind in measured:
-            return measured[kind]
+            return measured[kind][0]
         if not measured:
             return float('nan')
-        scale = np.mean([v / self.relative[k] for k, v in measured.items()])
-        return float(scale * self.relative[kind])
+        scales = [spi / self.relative[k] for k, (spi, _) in measured.items()]
+        weights = [n for _, n in measured.values()]
+        return float(np.average(scales, weights=weights) *
+                     self.relative[kind])
 
     def remaining(self, future_kinds, current=None) -> float:
         """Seconds left: the rest of the current run and the future runs.
@@ -136,9 +148,8 @@ class RunCostEstimator:
             overhead = current[3] if current is not None else float('nan')
         left = 0.0
         if current is not None:
-            kind, done, spi, _ = current
-            left += (self.iters - done) * spi
-            current = (kind, spi)
+            left += (self.iters - current[1]) * current[2]
+            current = current[:3]
         for kind in future_kinds:
             left += overhead + self.iters * self.sec_per_iter(kind, current)
         return left
