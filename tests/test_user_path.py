@@ -223,3 +223,17 @@ def test_readme_inference_snippet_runs(tmp_path, monkeypatch):
     exec(compile(snippet, 'README.md', 'exec'), namespace)
     assert namespace['result'].pred_sem_seg.data.shape == (1, 64, 128)
     assert cv2.imread(painted).shape[:2] == (64, 128)
+
+
+def test_mmseg_tool_names_a_missing_or_ambiguous_tool():
+    find_tool = runpy.run_path(osp.join(ROOT, 'tools',
+                                        'mmseg_tool.py'))['find_tool']
+    assert find_tool('get_flops').endswith(
+        osp.join('analysis_tools', 'get_flops.py'))
+    assert find_tool('misc/browse_dataset.py').endswith(
+        osp.join('misc', 'browse_dataset.py'))
+    with pytest.raises(SystemExit, match="'browse_dataset' is ambiguous"):
+        find_tool('browse_dataset')
+    with pytest.raises(SystemExit, match="mmseg has no tool 'flops'.*"
+                       "get_flops.py"):
+        find_tool('flops')
