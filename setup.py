@@ -41,6 +41,7 @@ setup(
         'cityscapes': ['cityscapesscripts'],
         'cls': ['mmpretrain==1.2.0', 'torchvision'],
         'mmrazor': read_requirements('mmrazor.txt'),
+        'sweep': read_requirements('sweep.txt'),
         'tests': read_requirements('tests.txt'),
     },
     license='Apache License 2.0',

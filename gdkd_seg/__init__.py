@@ -1,8 +1,9 @@
 """gdkd_seg: GDKD knowledge distillation for OpenMMLab segmentation.
 
-Importing the package applies the compatibility layer (``gdkd_seg.compat``)
-and registers its losses, models and datasets in mmseg's registries, so
-configs with ``custom_imports=dict(imports=['gdkd_seg'])`` find them.
+Importing the package registers its losses and distillers in mmseg's
+``MODELS`` registry, so configs with ``custom_imports=dict(imports=
+['gdkd_seg'])`` find them, and applies the compatibility layer; every change
+that makes outside the package is listed in ``gdkd_seg.compat``.
 """
 from . import compat
 from .version import __version__

@@ -1,5 +1,11 @@
 """Independent float64 reference for the loss family: plain per-row
-probability math (softmax, sums, divisions), no log-space tricks."""
+probability math in numpy (softmax, sums, divisions, logs of ratios), no
+log-space tricks and nothing from the package.
+
+Every member is a partition of the classes into groups (``docs/method.md``):
+by cut points of the teacher's ranking (KD: no cut, GDKD: ``(k,)``, GDKD3:
+``(1, k)``, deeper hierarchies: ``(1, 3, 6)``) or by the label (DKD).
+"""
 import math
 
 import numpy as np
@@ -16,60 +22,91 @@ def kl(q, p):
     return float(np.sum(q[nz] * np.log(q[nz] / p[nz])))
 
 
-def partition_row_loss(s, t, groups, w_bin, w_groups, T):
-    """T^2 [w_bin KL(Q||P) + sum_g w_g KL(q^g||p^g)] for one row."""
+def teacher_order(t):
+    """Classes by descending teacher logit, ties to the lowest index."""
+    return sorted(range(len(t)), key=lambda i: (-t[i], i))
+
+
+def cut_groups(t, cuts):
+    """Group of each class: the number of cut points at or below its rank
+    in the teacher's order."""
+    groups = np.empty(len(t), dtype=int)
+    for rank, i in enumerate(teacher_order(t)):
+        groups[i] = sum(c <= rank for c in cuts)
+    return groups
+
+
+def label_groups(num_classes, label):
+    """DKD: the ground-truth class is group 0, the rest group 1."""
+    groups = np.ones(num_classes, dtype=int)
+    groups[label] = 0
+    return groups
+
+
+def _masses(s, t, groups, num_groups, T):
     p, q = softmax(s / T), softmax(t / T)
-    n_groups = len(w_groups)
-    P = np.array([p[groups == g].sum() for g in range(n_groups)])
-    Q = np.array([q[groups == g].sum() for g in range(n_groups)])
-    loss = w_bin * kl(Q, P)
-    for g in range(n_groups):
+    P = np.array([p[groups == g].sum() for g in range(num_groups)])
+    Q = np.array([q[groups == g].sum() for g in range(num_groups)])
+    return p, q, P, Q
+
+
+def partition_row_loss(s, t, groups, w_group, leaf_weights, T):
+    """T^2 [w_group KL(Q||P) + sum_g w_g KL(q^g||p^g)] for one row."""
+    p, q, P, Q = _masses(s, t, groups, len(leaf_weights), T)
+    loss = w_group * kl(Q, P)
+    for g, w in enumerate(leaf_weights):
         m = groups == g
         if m.any() and Q[g] > 0:
-            loss += w_groups[g] * kl(q[m] / Q[g], p[m] / P[g])
+            loss += w * kl(q[m] / Q[g], p[m] / P[g])
     return T * T * loss
 
 
-def topk_groups(t, k):
-    """0 for the k largest teacher logits (ties: lowest index), 1 otherwise."""
-    order = sorted(range(len(t)), key=lambda i: (-t[i], i))
-    g = np.ones(len(t), dtype=int)
-    g[order[:k]] = 0
-    return g
+def partition_row_grad(s, t, groups, w_group, leaf_weights, T):
+    """Closed-form gradient of partition_row_loss w.r.t. s::
+
+        dL/ds_i = T [w_group p^g_i (P_g - Q_g) + w_g (p^g_i - q^g_i)]
+
+    with g the group of class i (``docs/method.md`` derives it)."""
+    p, q, P, Q = _masses(s, t, groups, len(leaf_weights), T)
+    grad = np.zeros_like(s)
+    for g, w in enumerate(leaf_weights):
+        m = groups == g
+        if m.any():
+            grad[m] = T * (w_group * p[m] / P[g] * (P[g] - Q[g]) +
+                           w * (p[m] / P[g] - q[m] / Q[g]))
+    return grad
 
 
-def gdkd_row(s, t, k, w0, w1, w2, T):
-    return partition_row_loss(s, t, topk_groups(t, k), w0, [w1, w2], T)
+def cut_row_loss(s, t, cuts, w_group, leaf_weights, T):
+    return partition_row_loss(s, t, cut_groups(t, cuts), w_group,
+                              leaf_weights, T)
 
 
-def gdkd3_row(s, t, k, w0, w1, w2, T):
-    order = sorted(range(len(t)), key=lambda i: (-t[i], i))
-    g = np.full(len(t), 2)
-    g[order[:k]] = 1
-    g[order[0]] = 0
-    return partition_row_loss(s, t, g, w0, [0., w1, w2], T)
-
-
-def dkd_row(s, t, target, alpha, beta, T):
-    g = np.ones(len(t), dtype=int)
-    g[target] = 0
-    return partition_row_loss(s, t, g, alpha, [0., beta], T)
+def cut_row_grad(s, t, cuts, w_group, leaf_weights, T):
+    return partition_row_grad(s, t, cut_groups(t, cuts), w_group,
+                              leaf_weights, T)
 
 
 def kd_row(s, t, T):
     return T * T * kl(softmax(t / T), softmax(s / T))
 
 
+def dkd_row(s, t, target, alpha, beta, T):
+    return partition_row_loss(s, t, label_groups(len(t), target), alpha,
+                              [0., beta], T)
+
+
+def gdkd_row(s, t, k, w0, w1, w2, T):
+    return cut_row_loss(s, t, (k, ), w0, [w1, w2], T)
+
+
 def gdkd_row_grad(s, t, k, w0, w1, w2, T):
-    """Closed-form gradient of gdkd_row w.r.t. s (REFERENCE.md section 1)."""
-    groups = topk_groups(t, k)
-    p, q = softmax(s / T), softmax(t / T)
-    grad = np.zeros_like(s)
-    for g, w in ((0, w1), (1, w2)):
-        m = groups == g
-        P, Q = p[m].sum(), q[m].sum()
-        grad[m] = T * (w0 * p[m] / P * (P - Q) + w * (p[m] / P - q[m] / Q))
-    return grad
+    return cut_row_grad(s, t, (k, ), w0, [w1, w2], T)
+
+
+def gdkd3_row(s, t, k, w0, w1, w2, T):
+    """Top-1 / top-2..k / rest; the top-1 leaf is one class (KL 0)."""
+    return cut_row_loss(s, t, (1, k), w0, [0., w1, w2], T)
 
 
 def adaptive_k_row(t, tau, T, max_k=None):

@@ -161,6 +161,17 @@ def tiny_run(tmp_path_factory):
     return root, config, ckpts
 
 
+def test_init_teacher_builds_the_teacher_and_loads_its_checkpoint(tiny_run):
+    from gdkd_seg.apis import init_teacher
+    _, config, ckpts = tiny_run
+    teacher = init_teacher(config, ckpts['teacher'])
+    saved = torch.load(ckpts['teacher'])['state_dict']
+    assert not teacher.training
+    assert teacher.decode_head.in_channels == 512  # the student's: 128
+    for key, value in teacher.state_dict().items():
+        torch.testing.assert_close(value, saved[key])
+
+
 def run_tool(name, *args):
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     result = subprocess.run(

@@ -98,7 +98,7 @@ def test_mdistiller_checkpoints_convert_key_for_key(name, backbone, width):
     import json
     from mmpretrain.registry import MODELS
 
-    from gdkd_seg.models.mdistiller_ckpt import convert_mdistiller_cifar
+    from gdkd_seg.cls.mdistiller_ckpt import convert_mdistiller_cifar
     with open('tests/fixtures/mdistiller_cifar_keys.json') as f:
         shapes = json.load(f)[name]
     model = MODELS.build(

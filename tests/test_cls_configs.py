@@ -1,5 +1,5 @@
 """Every classification config builds, takes a training step on random
-images, and carries the official recipe (REFERENCE.md section 1)."""
+images, and carries the official recipe (docs/method.md)."""
 import glob
 import os.path as osp
 

@@ -2,11 +2,8 @@
 errors, on the Fashion-MNIST configs' small models (no data needed)."""
 import pytest
 import torch
-from cls_helpers import (
-    build,
-    load_config,
-    mmpretrain_scope,  # noqa: F401
-    model_cfg)
+from cls_helpers import build, load_config, model_cfg
+from cls_helpers import mmpretrain_scope  # noqa: F401  (autouse fixture)
 from mmengine.logging import MessageHub
 
 from gdkd_seg.apis import student_config
@@ -74,9 +71,19 @@ def test_losses_are_the_heads_loss_and_the_loss_on_head_logits(distiller):
     assert losses['loss_cls'].item() == pytest.approx(
         torch.nn.functional.cross_entropy(s_logits, labels).item(), rel=1e-4)
     loss_fn = distiller.distill_losses['head']
-    assert (loss_fn.k, loss_fn.temperature, loss_fn.w2) == (5, 4.0, 8.0)
+    assert (loss_fn.spec.cuts, loss_fn.temperature,
+            loss_fn.spec.leaf_weights[-1]) == ((5, ), 4.0, 8.0)
     assert losses['loss_gdkd'].item() == pytest.approx(
         loss_fn(s_logits, t_logits, labels).item(), rel=1e-4)
+
+
+def test_one_loss_step_runs_the_student_head_once(distiller):
+    calls = []
+    distiller.student.head.register_forward_hook(
+        lambda m, i, o: calls.append(o.shape))
+    distiller.train()
+    distiller.loss(**fake_batch(distiller))
+    assert calls == [(4, 10)]
 
 
 def test_warmup_ramps_the_distillation_loss_only():
@@ -175,6 +182,11 @@ def test_build_errors_say_what_is_wrong(tmp_path):
         build(GDKD, teacher=teacher)
     with pytest.raises(FileNotFoundError, match='teacher checkpoint'):
         build(GDKD, teacher_ckpt=str(tmp_path / 'no.pth'))
+    cfg = load_config(GDKD)
+    del cfg.model.student.head.topk  # not an ArcFaceClsHead argument
+    cfg.model.student.head.type = 'ArcFaceClsHead'
+    with pytest.raises(TypeError, match='ArcFaceClsHead.*single-label'):
+        build(cfg)
 
 
 def test_student_config_turns_a_distiller_config_into_plain_mmpretrain():

@@ -2,17 +2,22 @@
 gradients) for every partition, layout, dtype and masking case; the Triton
 kernel is checked too, in Triton's CPU interpreter when there is no GPU."""
 import os
+import re
 
 import pytest
 import torch
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import DKDLoss, GDKD3Loss, GDKDLoss, KDLoss
-from gdkd_seg.losses import fused, fused_torch
-from gdkd_seg.losses.fused import (KIND_TOPK, Partition,
-                                   fused_partitioned_kl, triton_available)
+from gdkd_seg.losses import fused_torch
+from gdkd_seg.losses import partition
+from gdkd_seg.losses.fused import fused_partitioned_kl, triton_available
 
 DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
+# Triton's CPU interpreter computes masked lanes too (padding, -inf
+# logits) and numpy warns about their overflows; the results mask them.
+pytestmark = pytest.mark.filterwarnings(
+    'ignore:.*encountered in:RuntimeWarning')
 # 'triton' picks its kernel (thread-per-pixel for maps, class tiles for
 # rows); 'triton-tile' forces the class-tile kernel on maps too.
 BACKENDS = ['torch']
@@ -61,7 +66,7 @@ def plain_and_fused(name, s, t, labels, backend, loss_weight=0.7, **kw):
                         **kw)
         x = s.detach().clone().requires_grad_(True)
         if use_fused:
-            part = loss_fn.partition()
+            part = loss_fn.spec
             loss = fused_partitioned_kl(
                 x, t, part, labels, loss_fn.ignore_index, loss_weight,
                 loss_fn.reduction, **backend_args(backend))
@@ -70,6 +75,11 @@ def plain_and_fused(name, s, t, labels, backend, loss_weight=0.7, **kw):
         grad, = torch.autograd.grad(loss, x)
         results.append((loss, grad))
     return results
+
+
+# Backend and layout pairs: on rows 'triton' already runs the tile kernel.
+BACKEND_LAYOUTS = [(b, layout) for b in BACKENDS for layout in ('map', 'rows')
+                   if (b, layout) != ('triton-tile', 'rows')]
 
 
 def assert_equal_to_plain(plain, fast, rtol=1e-5, grad_rtol=1e-4):
@@ -181,29 +191,63 @@ def test_k_equals_num_classes_empty_rest_group(backend):
         *plain_and_fused('gdkd3', s, t, labels, backend, k=5))
 
 
-@pytest.mark.parametrize('backend', BACKENDS)
-def test_dkd_clamps_out_of_range_labels_like_plain(backend):
-    s, t, labels = make_case(15)
-    labels[0, 0, :3] = 40
-    labels[1, 2, :2] = -3
-    assert_equal_to_plain(*plain_and_fused('dkd', s, t, labels, backend))
+@pytest.mark.parametrize('backend, layout', BACKEND_LAYOUTS)
+def test_deeper_cuts_and_adaptive_cut(backend, layout):
+    # A hierarchy of cut points (5 groups, one leaf weight each: the most
+    # the kernels take, at the class loop's depth) and a per-row cut, on
+    # every path.
+    shape = (2, 19, 5, 7) if layout == 'map' else (37, 19)
+    s, t, labels = make_case(20, shape)
+    assert_equal_to_plain(*plain_and_fused(
+        'gdkd', s, t, labels, backend, k=(1, 3, 6, 8),
+        leaf_weights=(0.5, 1.0, 1.5, 2.0, 3.0)))
+    assert_equal_to_plain(*plain_and_fused(
+        'gdkd', s, t, labels, backend, k='adaptive', adaptive_mass=0.8,
+        max_k=6))
+
+
+@pytest.mark.parametrize('backend', BACKENDS[:2])
+def test_beyond_the_kernel_limits(backend):
+    # Deeper than the class loop (the tile kernel takes it on maps) and more
+    # groups than either kernel (the torch path takes it).
+    s, t, labels = make_case(21, (1, 19, 3, 5))
+    assert_equal_to_plain(*plain_and_fused('gdkd', s, t, labels, backend,
+                                           k=(2, 12)))
+    assert_equal_to_plain(*plain_and_fused('gdkd', s, t, labels, backend,
+                                           k=(1, 2, 3, 5, 8, 13)))
+    if backend == 'triton':
+        with pytest.raises(ValueError, match='up to 5 groups, got 7'):
+            fused_partitioned_kl(s, t, GDKDLoss(k=(1, 2, 3, 5, 8, 13)).spec,
+                                 labels, backend='triton', config=('tile', ))
 
 
 @pytest.mark.skipif(not triton_available(), reason='needs triton')
 def test_triton_kernel_choice():
     from gdkd_seg.losses import fused_triton
-    pick = fused_triton.pick_kernel
+    pick = fused_triton.pick_kernels
+    gdkd = GDKDLoss().spec
     maps = torch.zeros(2, 19, 12)
-    assert pick(maps, maps, maps, 3) == 'class_loop'
-    assert pick(maps, maps, None, fused_triton.MAX_LOOP_K) == 'class_loop'
-    assert pick(maps, maps, None, fused_triton.MAX_LOOP_K + 1) == 'tile'
+    assert pick(maps, maps, maps, gdkd) == ('class_loop', 'tile')
+    deepest_loop = GDKDLoss(k=(1, fused_triton.MAX_LOOP_DEPTH)).spec
+    assert pick(maps, maps, None, deepest_loop) == ('class_loop', 'tile')
+    deeper = GDKDLoss(k=(2, fused_triton.MAX_LOOP_DEPTH + 1)).spec
+    assert pick(maps, maps, None, deeper) == ('tile', )
+    adaptive = GDKDLoss(k='adaptive').spec  # depth: C = 19
+    assert pick(maps, maps, None, adaptive) == ('tile', )
     many = torch.zeros(1, fused_triton.MAX_LOOP_CLASSES + 1, 12)
-    assert pick(many, many, many, 3) == 'tile'
+    assert pick(many, many, many, gdkd) == ('tile', )
     rows = torch.zeros(12, 19).t().unsqueeze(0)  # (N, C) as (1, C, N)
-    assert pick(rows, rows, rows, 3) == 'tile'
+    assert pick(rows, rows, rows, gdkd) == ('tile', )
     channels_last = torch.zeros(2, 19, 3, 4).contiguous(
         memory_format=torch.channels_last).reshape(2, 19, 12)
-    assert pick(channels_last, maps, maps, 3) == 'tile'
+    assert pick(channels_last, maps, maps, gdkd) == ('tile', )
+    # Beyond the tile kernel's depth or either kernel's groups: torch path.
+    wide = torch.zeros(1, 40, 12)
+    too_deep = GDKDLoss(k=fused_triton.MAX_TILE_DEPTH + 1).spec
+    assert pick(wide, wide, wide, too_deep) == ()
+    too_many = GDKDLoss(k=tuple(range(1, fused_triton.MAX_GROUPS + 1))).spec
+    assert too_many.num_groups == fused_triton.MAX_GROUPS + 1
+    assert pick(maps, maps, maps, too_many) == ()
 
 
 @pytest.mark.skipif('triton' not in BACKENDS, reason='needs a Triton run')
@@ -217,19 +261,20 @@ def test_class_loop_kernel_at_its_limits():
         assert_equal_to_plain(*plain_and_fused(name, s, t, labels, 'triton',
                                                k=k))
     with pytest.raises(ValueError, match='class_loop kernel takes up to'):
-        fused_partitioned_kl(s, t, GDKDLoss(k=9).partition(), labels,
+        fused_partitioned_kl(s, t, GDKDLoss(k=9).spec, labels,
                              backend='triton', config=('class_loop', ))
     with pytest.raises(ValueError, match="kernel must be one of"):
-        fused_partitioned_kl(s, t, GDKDLoss().partition(), labels,
+        fused_partitioned_kl(s, t, GDKDLoss().spec, labels,
                              backend='triton', config=('fast', ))
 
 
 @pytest.mark.skipif('triton' not in BACKENDS, reason='needs a Triton run')
-def test_class_loop_compile_failure_falls_back_to_tile(monkeypatch):
-    # As with a Triton too old for the class loop's tuples: the first call
-    # warns and runs the tile kernel, later calls go straight to it; a
-    # kernel asked for by name still raises.
-    from gdkd_seg.losses import fused_triton
+def test_kernel_compile_failure_falls_back(monkeypatch):
+    # As with a Triton too old for the kernels' tuples: the first call of a
+    # signature warns and runs the next kernel (or, when none compiles, the
+    # torch path); later calls go straight to it; a kernel asked for by name
+    # still raises.
+    from gdkd_seg.losses import fused, fused_triton
 
     class Uncompilable:
         calls = 0
@@ -240,17 +285,27 @@ def test_class_loop_compile_failure_falls_back_to_tile(monkeypatch):
                 raise RuntimeError('unsupported construct: tuple')
             return launch
 
+    monkeypatch.setattr(fused, '_PATHS', {})
     monkeypatch.setattr(fused_triton, '_class_loop_kernel', Uncompilable())
-    monkeypatch.setattr(fused_triton, '_CLASS_LOOP_FAILED', [])
     s, t, labels = make_case(16)
-    with pytest.warns(UserWarning, match='class_loop Triton kernel failed'):
+    with pytest.warns(UserWarning, match='class_loop Triton kernel failed '
+                      '.* using the tile kernel'):
         fast = plain_and_fused('gdkd', s, t, labels, 'triton')
     assert_equal_to_plain(*fast)
-    assert_equal_to_plain(*plain_and_fused('gdkd3', s, t, labels, 'triton'))
+    assert_equal_to_plain(*plain_and_fused('gdkd', s, t, labels, 'triton'))
     assert Uncompilable.calls == 1
     with pytest.raises(RuntimeError, match='unsupported construct'):
-        fused_partitioned_kl(s, t, GDKDLoss().partition(), labels,
+        fused_partitioned_kl(s, t, GDKDLoss().spec, labels,
                              backend='triton', config=('class_loop', ))
+    monkeypatch.setattr(fused_triton, '_tile_kernel', Uncompilable())
+    with pytest.warns(UserWarning) as caught:
+        assert_equal_to_plain(*plain_and_fused('gdkd3', s, t, labels,
+                                               'triton'))
+    messages = [str(w.message) for w in caught]
+    assert any('class_loop Triton kernel failed' in m for m in messages)
+    assert any(re.search('tile Triton kernel failed .* using the torch path',
+                         m) for m in messages)
+    assert Uncompilable.calls == 4  # class loop, then tile, for gdkd3
 
 
 @pytest.mark.parametrize('backend', BACKENDS)
@@ -259,7 +314,7 @@ def test_sum_reduction_and_incoming_gradient(backend):
     assert_equal_to_plain(
         *plain_and_fused('gdkd', s, t, labels, backend, reduction='sum'))
     # An incoming gradient other than 1 scales the stored gradient.
-    part = Partition(KIND_TOPK, 3, 1.0, (1.0, 2.0), 1.0)
+    part = partition.gdkd(k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0)
     x = s.clone().requires_grad_(True)
     base, = torch.autograd.grad(
         fused_partitioned_kl(x, t, part, labels, **backend_args(backend)), x)
@@ -273,17 +328,21 @@ def test_retained_graph_backward_twice(backend):
     s, t, labels = make_case(13)
     x = s.clone().requires_grad_(True)
     loss = GDKDLoss(k=2)(x, t, labels) if backend == 'torch' else \
-        fused_partitioned_kl(x, t, Partition(KIND_TOPK, 2, 1., (1., 2.)),
-                             labels, **backend_args(backend))
+        fused_partitioned_kl(
+            x, t, partition.gdkd(k=2, w0=1., w1=1., w2=2., temperature=1.),
+            labels, **backend_args(backend))
     first, = torch.autograd.grad(loss * 2.0, x, retain_graph=True)
     second, = torch.autograd.grad(loss, x)
     torch.testing.assert_close(first, 2.0 * second)
 
 
 def test_torch_path_chunks_and_gradcheck(monkeypatch):
-    monkeypatch.setattr(fused_torch, '_CHUNK_ELEMENTS', 7 * 19)  # 7-pixel chunks
+    # 7-pixel chunks
+    monkeypatch.setattr(fused_torch, '_CHUNK_ELEMENTS', 7 * 19)
     s, t, labels = make_case(14)
     assert_equal_to_plain(*plain_and_fused('gdkd3', s, t, labels, 'torch'))
+    assert_equal_to_plain(*plain_and_fused('gdkd', s, t, labels, 'torch',
+                                           k='adaptive', max_k=5))
     s, t, labels = make_case(15, (1, 6, 3, 3))
     x = s.double().requires_grad_(True)
     for name in LOSSES:
@@ -303,10 +362,14 @@ def test_module_dispatch_and_fallbacks():
     assert rows.shape == (labels.numel(), )
     plain = GDKDLoss(use_fused=False)(x, t, labels)
     torch.testing.assert_close(out, plain)
+    # Every spec takes the fused path: deeper cuts, a per-row cut.
+    for k in ((1, 3, 6), 'adaptive'):
+        out = GDKDLoss(k=k)(x, t, labels)
+        assert type(out.grad_fn).__name__ == 'FusedPartitionedKLBackward'
     with pytest.raises(ValueError, match='labels'):
-        fused_partitioned_kl(s, t, DKDLoss().partition())
+        fused_partitioned_kl(s, t, DKDLoss().spec)
     with pytest.raises(ValueError, match='k must be'):
-        fused_partitioned_kl(s, t, GDKDLoss(k=20).partition())
+        fused_partitioned_kl(s, t, GDKDLoss(k=20).spec)
 
 
 @pytest.mark.gpu
@@ -320,7 +383,12 @@ def test_gpu_kernel_at_segmentation_size(name):
     assert_equal_to_plain(*plain_and_fused(name, s, t, labels, 'triton'))
     s, t, labels = make_case(19, (4096, 1000), ignore=0.0)
     assert_equal_to_plain(*plain_and_fused(name, s, t, labels, 'triton'))
+    if name == 'gdkd':  # deeper cuts, per-row cut; class loop and tile
+        s, t, labels = make_case(22, (4, 19, 64, 128))
+        for k in ((1, 3, 6), (2, 12), 'adaptive'):
+            assert_equal_to_plain(*plain_and_fused(name, s, t, labels,
+                                                   'triton', k=k, max_k=8))
     # Deterministic: the same inputs give bitwise the same loss.
-    part = build(name).partition()
+    part = build(name).spec
     runs = {fused_partitioned_kl(s, t, part, labels).item() for _ in range(3)}
     assert len(runs) == 1

@@ -1,5 +1,6 @@
-"""The loss family against an independent float64 computation, its
-identities, and the call contract (ignore pixels, resizing, dtypes, errors)."""
+"""The loss family on the plain path against an independent float64
+computation (values, gradients, the chain-rule identity, ties), and the call
+contract (ignore pixels, resizing, dtypes, errors)."""
 import numpy as np
 import pytest
 import torch
@@ -8,13 +9,20 @@ from mmseg.registry import MODELS
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import functional as F
+from gdkd_seg.losses import partition
 from gdkd_seg.losses import DKDLoss, GDKD3Loss, GDKDLoss, KDLoss
-from reference import (dkd_row, gdkd3_row, gdkd_row, gdkd_row_grad, kd_row,
-                       partition_row_loss, softmax, topk_groups)
+from reference import (cut_groups, cut_row_grad, cut_row_loss, dkd_row,
+                       gdkd_row, kd_row, label_groups, partition_row_grad,
+                       partition_row_loss, softmax)
+
+
+def gdkd_spec(k, T):
+    return partition.gdkd(k=k, w0=1.0, w1=1.0, w2=2.0, temperature=T)
 
 
 def rows_of(x):
-    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).double().numpy()
+    return x.detach().permute(0, 2, 3, 1).reshape(
+        -1, x.shape[1]).double().numpy()
 
 
 def random_case(seed, b=2, c=7, h=5, w=4, scale=3.0):
@@ -34,95 +42,186 @@ def reference_mean(row_fn, s, t, labels, **kw):
     return float(np.mean(vals)) if vals else 0.0
 
 
-CASES = [  # seed, C, k, T, w0, w1, w2
-    (0, 7, 3, 1.0, 1.0, 1.0, 2.0),
-    (1, 19, 1, 4.0, 0.5, 2.0, 8.0),
-    (2, 19, 5, 0.5, 1.0, 0.0, 6.0),
-    (3, 5, 5, 2.0, 2.0, 1.0, 1.0),  # k == C: the rest group is empty
-    (4, 150, 10, 1.0, 1.0, 1.0, 2.0),
-]
+# Each member of the family and the partition that independently defines
+# it: teacher-rank cut points or 'label', the group weight, one weight per
+# leaf, T and the class count.
+FAMILY = {
+    'kd': (lambda: KDLoss(temperature=2.0), (), 0.0, [1.0], 2.0, 7),
+    'dkd': (lambda: DKDLoss(alpha=1.5, beta=4.0, temperature=1.5), 'label',
+            1.5, [0.0, 4.0], 1.5, 11),
+    'gdkd': (lambda: GDKDLoss(k=3, w0=1.0, w1=2.0, w2=3.0, temperature=4.0),
+             (3, ), 1.0, [2.0, 3.0], 4.0, 19),
+    'gdkd-k1': (lambda: GDKDLoss(k=1, w0=0.5, w1=7.0, w2=2.0,
+                                 temperature=0.5), (1, ), 0.5, [7.0, 2.0],
+                0.5, 19),
+    'gdkd-k=C': (lambda: GDKDLoss(k=5, temperature=2.0), (5, ), 1.0,
+                 [1.0, 2.0], 2.0, 5),  # the rest group is empty
+    # GDKD3's top-1 leaf holds one class: its weight is irrelevant.
+    'gdkd3': (lambda: GDKD3Loss(k=4, w0=0.5, w1=1.0, w2=2.0,
+                                temperature=1.0), (1, 4), 0.5,
+              [0.0, 1.0, 2.0], 1.0, 19),
+    'three-cut': (lambda: GDKDLoss(k=(1, 3, 6), w0=1.0,
+                                   leaf_weights=(0.5, 1.0, 2.0, 3.0),
+                                   temperature=2.0), (1, 3, 6), 1.0,
+                  [0.5, 1.0, 2.0, 3.0], 2.0, 19),
+    # Cut points deeper than 32 take the stable-sort ranking.
+    'deep-cut': (lambda: GDKDLoss(k=(2, 36), w0=2.0, w1=1.0, w2=4.0),
+                 (2, 36), 2.0, [1.0, 1.0, 4.0], 1.0, 40),
+}
 
 
-@pytest.mark.parametrize('seed,c,k,T,w0,w1,w2', CASES)
-def test_gdkd_value_and_gradient_match_float64_reference(
-        seed, c, k, T, w0, w1, w2):
-    s, t, labels = random_case(seed, c=c)
+def reference_groups(cuts, t_row, label):
+    if cuts == 'label':
+        return label_groups(len(t_row), label)
+    return cut_groups(t_row, cuts)
+
+
+@pytest.mark.parametrize('name', FAMILY)
+def test_family_value_and_gradient_match_float64_reference(name):
+    build, cuts, w_group, leaves, T, c = FAMILY[name]
+    s, t, labels = random_case(sorted(FAMILY).index(name), c=c)
     s.requires_grad_(True)
-    loss = GDKDLoss(k=k, temperature=T, w0=w0, w1=w1, w2=w2,
-                    loss_weight=0.7)(s, t, labels)
-    expected = 0.7 * reference_mean(
-        lambda a, b, _, **kw: gdkd_row(a, b, **kw), s.detach(), t, labels,
-        k=k, w0=w0, w1=w1, w2=w2, T=T)
-    assert loss.dtype == torch.float32
-    assert loss.item() == pytest.approx(expected, rel=2e-5, abs=1e-6)
-
+    loss_fn = build()
+    loss_fn.use_fused, loss_fn.loss_weight = False, 0.7
+    loss = loss_fn(s, t, labels)
     loss.backward()
-    sr, tr = rows_of(s.detach()), rows_of(t)
-    valid = labels.reshape(-1).numpy() != 255
-    want = np.stack([
-        gdkd_row_grad(sr[i], tr[i], k, w0, w1, w2, T) if valid[i] else
-        np.zeros(c) for i in range(len(sr))
-    ]) * 0.7 / valid.sum()
-    got = rows_of(s.grad)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+
+    sr, tr = rows_of(s), rows_of(t)
+    lr = labels.reshape(-1).numpy()
+    valid = np.flatnonzero(lr != 255)
+    groups = {i: reference_groups(cuts, tr[i], lr[i]) for i in valid}
+    want = 0.7 * np.mean([
+        partition_row_loss(sr[i], tr[i], groups[i], w_group, leaves, T)
+        for i in valid])
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(want, rel=2e-5, abs=1e-6)
+    want_grad = np.zeros_like(sr)
+    for i in valid:
+        want_grad[i] = partition_row_grad(sr[i], tr[i], groups[i], w_group,
+                                          leaves, T) * 0.7 / len(valid)
+    np.testing.assert_allclose(rows_of(s.grad), want_grad, rtol=1e-4,
+                               atol=1e-7)
 
 
-@pytest.mark.parametrize('seed,c,k,T,w0,w1,w2', CASES[:4])
-def test_gdkd3_matches_float64_reference(seed, c, k, T, w0, w1, w2):
-    k = max(k, 2)
-    s, t, labels = random_case(seed, c=c)
-    loss = GDKD3Loss(k=k, temperature=T, w0=w0, w1=w1, w2=w2)(s, t, labels)
-    expected = reference_mean(
-        lambda a, b, _, **kw: gdkd3_row(a, b, **kw), s, t, labels,
-        k=k, w0=w0, w1=w1, w2=w2, T=T)
-    assert loss.item() == pytest.approx(expected, rel=2e-5, abs=1e-6)
+@pytest.mark.parametrize('name', ['kd', 'dkd', 'gdkd', 'gdkd3', 'three-cut'])
+def test_float64_autograd_gradient_is_the_closed_form(name):
+    """In float64 the plain path's autograd gradient equals the closed form
+    to 1e-9: the check the fused path's closed-form gradient relies on."""
+    build, cuts, w_group, leaves, T, c = FAMILY[name]
+    s, t, labels = random_case(30, b=1, c=c, h=3, w=3)
+    s = s.double().requires_grad_(True)
+    t = t.double()
+    rows = F.plain_loss(s, t, build().spec, labels.reshape(-1), 255, 'none')
+    sr, tr, lr = rows_of(s), rows_of(t), labels.reshape(-1).numpy()
+    for i in np.flatnonzero(lr != 255):
+        grad, = torch.autograd.grad(rows[i], s, retain_graph=True)
+        groups = reference_groups(cuts, tr[i], lr[i])
+        assert rows[i].item() == pytest.approx(
+            partition_row_loss(sr[i], tr[i], groups, w_group, leaves, T),
+            rel=1e-10)
+        want = np.zeros_like(sr)
+        want[i] = partition_row_grad(sr[i], tr[i], groups, w_group, leaves,
+                                     T)
+        np.testing.assert_allclose(rows_of(grad), want, rtol=1e-9,
+                                   atol=1e-12)
 
 
-@pytest.mark.parametrize('seed,T,alpha,beta', [(0, 1.0, 1.0, 8.0),
-                                               (5, 4.0, 0.5, 2.0)])
-def test_dkd_and_kd_match_float64_reference(seed, T, alpha, beta):
-    s, t, labels = random_case(seed, c=11)
-    dkd = DKDLoss(alpha=alpha, beta=beta, temperature=T)(s, t, labels)
-    assert dkd.item() == pytest.approx(
-        reference_mean(lambda a, b, y: dkd_row(a, b, y, alpha, beta, T), s, t,
-                       labels), rel=2e-5)
-    kd = KDLoss(temperature=T)(s, t, labels)
-    assert kd.item() == pytest.approx(
-        reference_mean(lambda a, b, _: kd_row(a, b, T), s, t, labels),
-        rel=2e-5)
+def test_gdkd3_is_gdkd_with_cuts_1_k():
+    for k in (2, 4, 7):
+        three = GDKD3Loss(k=k, w0=0.5, w1=2.0, w2=3.0, temperature=1.5)
+        cut = GDKDLoss(k=(1, k), w0=0.5, w1=2.0, w2=3.0, temperature=1.5)
+        assert three.spec == cut.spec
+    s, t, labels = random_case(31, c=9)
+    results = []
+    for loss_fn in (GDKD3Loss(k=4, use_fused=False),
+                    GDKDLoss(k=(1, 4), use_fused=False)):
+        x = s.clone().requires_grad_(True)
+        loss = loss_fn(x, t, labels)
+        results.append((loss, torch.autograd.grad(loss, x)[0]))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize('cuts,c', [((1, 3, 6), 19), ((3, ), 7),
+                                    ((1, 35), 40)])
+def test_chain_rule_identity_for_the_hierarchy(cuts, c):
+    """KL(q||p) = KL(Q||P) + sum_g Q_g KL(q^g||p^g) over the leaves of any
+    cut hierarchy: per-row leaf weights Q_g turn it into KD."""
+    g = torch.Generator().manual_seed(19)
+    s = torch.randn(6, c, generator=g, dtype=torch.float64) * 3
+    t = torch.randn(6, c, generator=g, dtype=torch.float64) * 3
+    spec = partition.gdkd(k=cuts, w0=1.0, w1=1.0, w2=1.0, temperature=2.0)
+    groups = F.group_index(spec, t)
+    q = torch.softmax(t / 2.0, 1)
+    mass = torch.stack([(q * (groups == i)).sum(1)
+                        for i in range(spec.num_groups)], 1)
+    split = F.partitioned_kl(s, t, groups, spec.num_groups, 1.0, mass, 2.0)
+    whole = F.row_losses(partition.kd(temperature=2.0), s, t)
+    torch.testing.assert_close(split, whole, rtol=1e-12, atol=1e-12)
+    for i in range(6):  # and the reference satisfies it too
+        a, b = s[i].numpy(), t[i].numpy()
+        assert cut_row_loss(a, b, cuts, 1.0, list(mass[i].numpy()),
+                            2.0) == pytest.approx(kd_row(a, b, 2.0),
+                                                  rel=1e-12)
+
+
+def test_ties_at_every_cut_go_to_the_lowest_class_index():
+    # Each cut of (1, 3, 6) falls inside a tie: 9 at classes 1 and 5 (ranks
+    # 0, 1), 7 at classes 3 and 7 (ranks 2, 3), 4 at classes 0 and 4 (ranks
+    # 5, 6).
+    t = torch.tensor([[4.0, 9.0, 0.0, 7.0, 4.0, 9.0, 5.0, 7.0, 1.0, 0.0,
+                       2.0]])
+    ranks = F.topk_group_index(t, 3)
+    assert ranks.tolist() == [[5, 0, 9, 2, 6, 1, 4, 3, 8, 10, 7]]
+    np.testing.assert_array_equal(cut_groups(t[0].numpy(), (1, 3, 6)),
+                                  [2, 0, 3, 1, 3, 1, 2, 2, 3, 3, 3])
+    for cuts in ((1, ), (3, ), (6, ), (1, 3, 6), (2, 7, 9)):
+        spec = partition.gdkd(k=cuts, w0=1.0, w1=1.0, w2=1.0,
+                              temperature=1.0)
+        want = cut_groups(t[0].numpy(), cuts)
+        assert F.group_index(spec, t)[0].tolist() == want.tolist()
+    # Many random ties, shallow cuts (max extraction) and deep ones (sort).
+    g = torch.Generator().manual_seed(3)
+    for c, cuts in ((19, (1, 3, 6)), (40, (1, 3, 33))):
+        t = torch.randint(0, 4, (64, c), generator=g).float()
+        spec = partition.gdkd(k=cuts, w0=1.0, w1=1.0, w2=1.0,
+                              temperature=1.0)
+        got = F.group_index(spec, t).numpy()
+        want = np.stack([cut_groups(row, cuts) for row in t.numpy()])
+        np.testing.assert_array_equal(got, want)
+
+
+def test_loss_with_tied_teacher_logits_matches_reference():
+    g = torch.Generator().manual_seed(4)
+    s = torch.randn(2, 19, 3, 3, generator=g) * 2
+    t = torch.randint(0, 3, (2, 19, 3, 3), generator=g).float()
+    loss = GDKDLoss(k=(1, 3, 6), use_fused=False)(s, t)
+    want = np.mean([cut_row_loss(a, b, (1, 3, 6), 1.0, [1, 1, 1, 2], 1.0)
+                    for a, b in zip(rows_of(s), rows_of(t))])
+    assert loss.item() == pytest.approx(want, rel=2e-5)
 
 
 def test_k1_equals_dkd_partitioned_by_teacher_top1():
     s, t, labels = random_case(7, c=19)
     top1 = t.argmax(1)
-    gdkd = GDKDLoss(k=1, w0=1.5, w1=123.0, w2=3.0, temperature=2.0)(s, t,
-                                                                    labels)
+    gdkd = GDKDLoss(k=1, w0=1.5, w1=123.0, w2=3.0, temperature=2.0,
+                    use_fused=False)(s, t, labels)
     # DKD with the teacher's top-1 as the "target"; w1 has no effect at k=1.
     s_rows, t_rows = F.flatten_logits(s), F.flatten_logits(t)
-    dkd_rows = F.dkd_loss(s_rows, t_rows, top1.reshape(-1), alpha=1.5,
-                          beta=3.0, temperature=2.0)
+    dkd_rows = F.row_losses(
+        partition.dkd(alpha=1.5, beta=3.0, temperature=2.0), s_rows, t_rows,
+        top1.reshape(-1))
     valid = labels.reshape(-1) != 255
     assert gdkd.item() == pytest.approx(dkd_rows[valid].mean().item(),
                                         rel=1e-6)
 
 
-def test_per_row_weights_q1_q2_recover_kd():
-    s, t, _ = random_case(8, c=19)
-    s_rows, t_rows = F.flatten_logits(s), F.flatten_logits(t)
-    k, T = 4, 3.0
-    groups = (F.topk_group_index(t_rows, k) >= k).long()
-    q = torch.softmax(t_rows / T, 1)
-    weights = torch.stack([(q * (groups == g)).sum(1) for g in (0, 1)], 1)
-    split = F.partitioned_kl(s_rows, t_rows, groups, 2, 1.0, weights, T)
-    whole = F.kd_loss(s_rows, t_rows, T)
-    torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)
-
-
 @pytest.mark.parametrize('loss', [
     GDKDLoss(k=3), GDKD3Loss(k=4, w1=2.0), KDLoss(temperature=2.0),
-    DKDLoss(beta=2.0)
+    DKDLoss(beta=2.0), GDKDLoss(k=(1, 3, 6))
 ])
 def test_gradient_rows_sum_to_zero_and_teacher_gets_none(loss):
+    loss.use_fused = False
     s, t, labels = random_case(9, c=12)
     s.requires_grad_(True)
     t.requires_grad_(True)
@@ -139,16 +238,9 @@ def test_gradcheck_float64():
     s = s.double().requires_grad_(True)
     t = t.double()
     for loss in (GDKDLoss(k=2, temperature=1.7, w2=3.0),
-                 GDKD3Loss(k=3, w1=0.5), DKDLoss(), KDLoss(temperature=3.0)):
+                 GDKD3Loss(k=3, w1=0.5), DKDLoss(), KDLoss(temperature=3.0),
+                 GDKDLoss(k='adaptive', adaptive_mass=0.8)):
         assert torch.autograd.gradcheck(lambda x: loss(x, t, labels), (s, ))
-
-
-def test_ties_at_kth_logit_go_to_lowest_index():
-    t = torch.tensor([[1.0, 3.0, 2.0, 2.0, 2.0, 0.0]])
-    ranks = F.topk_group_index(t, 3)
-    assert ranks.tolist() == [[4, 0, 1, 2, 3, 5]]
-    np.testing.assert_array_equal(topk_groups(t[0].numpy(), 3),
-                                  [1, 0, 0, 0, 1, 1])
 
 
 def test_extreme_spread_is_exact_where_official_code_fails():
@@ -165,7 +257,7 @@ def test_extreme_spread_is_exact_where_official_code_fails():
         shift = torch.zeros(c)
         shift[k:] = -1e4  # a spread of 1e4 / T in logits / T
         s, t = s + shift, t + shift
-        loss = F.gdkd_loss(s, t, k, 1.0, 1.0, 2.0, T)
+        loss = F.row_losses(gdkd_spec(k, T), s, t)
         assert torch.isfinite(loss).all()
         groups = np.array([0] * k + [1] * (c - k))
         for i in range(6):
@@ -183,17 +275,17 @@ def test_extreme_spread_is_exact_where_official_code_fails():
 def test_identical_logits_give_zero_loss_for_any_spread():
     x = torch.tensor([[1e4, 0.0, -1e4, 5.0], [-3e4, 3e4, 0.0, 1.0]])
     for T in (0.1, 1.0, 10.0):
-        for fn in (lambda a, b: F.gdkd_loss(a, b, 2, 1, 1, 2, T),
-                   lambda a, b: F.gdkd3_loss(a, b, 3, 1, 1, 2, T),
-                   lambda a, b: F.kd_loss(a, b, T)):
-            out = fn(x, x)
+        for spec in (gdkd_spec(2, T), gdkd_spec((1, 2, 3), T),
+                     partition.gdkd3(k=3, w0=1, w1=1, w2=2, temperature=T),
+                     partition.kd(temperature=T)):
+            out = F.row_losses(spec, x, x)
             assert torch.all(out.abs() < 1e-6), out
 
 
 def test_underflowing_group_mass_keeps_finite_gradient():
     s = torch.tensor([[200.0, 0.0, -1.0, -2.0]], requires_grad=True)
     t = torch.tensor([[0.0, 150.0, -2.0, -1.0]])
-    loss = GDKDLoss(k=1)(s, t)
+    loss = GDKDLoss(k=1, use_fused=False)(s, t)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(s.grad).all()
     want = gdkd_row(s.detach()[0].double().numpy(), t[0].double().numpy(), 1,
@@ -206,9 +298,10 @@ def test_half_precision_inputs_accumulate_in_float32(dtype):
     s, t, labels = random_case(12, c=19, scale=8.0)
     sh = s.to(dtype).requires_grad_(True)
     th = t.to(dtype)
-    loss = GDKDLoss()(sh, th, labels)
+    loss_fn = GDKDLoss(use_fused=False)
+    loss = loss_fn(sh, th, labels)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
-    ref = GDKDLoss()(sh.detach().float(), th.float(), labels)
+    ref = loss_fn(sh.detach().float(), th.float(), labels)
     assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
     loss.backward()
     assert sh.grad.dtype == dtype and torch.isfinite(sh.grad).all()
@@ -220,7 +313,7 @@ def test_full_resolution_labels_are_resized_by_nearest_neighbour():
     full[:, :8] = 255
     small = TF.interpolate(full[:, None].float(), size=(4, 6),
                            mode='nearest')[:, 0].long()
-    loss = GDKDLoss(k=2)
+    loss = GDKDLoss(k=2, use_fused=False)
     assert loss(s, t, full).item() == pytest.approx(
         loss(s, t, small).item(), rel=1e-7)
     assert loss(s, t, full[:, None]).item() == pytest.approx(
@@ -230,7 +323,7 @@ def test_full_resolution_labels_are_resized_by_nearest_neighbour():
 
 def test_ignored_pixels_contribute_nothing():
     s, t, labels = random_case(14, c=9)
-    loss = GDKDLoss(k=2)
+    loss = GDKDLoss(k=2, use_fused=False)
     base = loss(s, t, labels)
     s2 = s.clone()
     s2.permute(0, 2, 3, 1)[labels == 255] = 1e3  # change only ignored pixels
@@ -246,10 +339,11 @@ def test_ignored_pixels_contribute_nothing():
 def test_custom_ignore_index_and_no_labels():
     s, t, labels = random_case(15, c=9)
     labels[labels == 255] = -1
-    a = GDKDLoss(ignore_index=-1)(s, t, labels)
-    b = GDKDLoss()(s, t, labels.masked_fill(labels == -1, 255))
+    a = GDKDLoss(ignore_index=-1, use_fused=False)(s, t, labels)
+    b = GDKDLoss(use_fused=False)(s, t,
+                                  labels.masked_fill(labels == -1, 255))
     assert a.item() == pytest.approx(b.item(), rel=1e-7)
-    every = GDKDLoss()(s, t)
+    every = GDKDLoss(use_fused=False)(s, t)
     want = np.mean([
         gdkd_row(a_, b_, 3, 1.0, 1.0, 2.0, 1.0)
         for a_, b_ in zip(rows_of(s), rows_of(t))
@@ -262,7 +356,7 @@ def test_teacher_map_is_resized_to_student_grid_bilinearly():
     t_big = torch.randn(2, 7, 8, 8)
     t_small = TF.interpolate(t_big, size=(4, 4), mode='bilinear',
                              align_corners=False)
-    loss = GDKDLoss()
+    loss = GDKDLoss(use_fused=False)
     assert loss(s, t_big, labels).item() == pytest.approx(
         loss(s, t_small, labels).item(), rel=1e-6)
 
@@ -271,7 +365,7 @@ def test_row_logits_with_row_labels():
     g = torch.Generator().manual_seed(17)
     s, t = torch.randn(10, 100, generator=g), torch.randn(10, 100, generator=g)
     y = torch.randint(0, 100, (10, ), generator=g)
-    got = DKDLoss(temperature=4.0)(s, t, y)
+    got = DKDLoss(beta=8.0, temperature=4.0, use_fused=False)(s, t, y)
     want = np.mean([
         dkd_row(s[i].double().numpy(), t[i].double().numpy(), int(y[i]), 1.0,
                 8.0, 4.0) for i in range(10)
@@ -284,30 +378,34 @@ def test_reduction_none_and_sum():
     rows = GDKDLoss(reduction='none')(s, t, labels)
     valid = labels.reshape(-1) != 255
     assert rows.shape == (labels.numel(), ) and torch.all(rows[~valid] == 0)
-    total = GDKDLoss(reduction='sum')(s, t, labels)
+    total = GDKDLoss(reduction='sum', use_fused=False)(s, t, labels)
     assert total.item() == pytest.approx(rows.sum().item(), rel=1e-6)
 
 
-def test_partition_identity_holds_for_any_partition():
+def test_partitioned_kl_of_any_partition_matches_reference():
     g = torch.Generator().manual_seed(19)
     s, t = torch.randn(5, 9, generator=g), torch.randn(5, 9, generator=g)
     groups = torch.randint(0, 3, (5, 9), generator=g)
-    q = torch.softmax(t.double(), 1)
-    mass = torch.stack([(q * (groups == i)).sum(1) for i in range(3)], 1)
-    split = F.partitioned_kl(s.double(), t.double(), groups, 3, 1.0, mass)
-    torch.testing.assert_close(split, F.kd_loss(s.double(), t.double()))
+    groups[0] = 1  # groups 0 and 2 empty in this row
+    got = F.partitioned_kl(s.double(), t.double(), groups, 3, 0.3,
+                           [1.0, 2.0, 0.5])
     for i in range(5):
         want = partition_row_loss(s[i].double().numpy(),
                                   t[i].double().numpy(), groups[i].numpy(),
                                   0.3, [1.0, 2.0, 0.5], 1.0)
-        got = F.partitioned_kl(s[i:i + 1].double(), t[i:i + 1].double(),
-                               groups[i:i + 1], 3, 0.3, [1.0, 2.0, 0.5])
-        assert got.item() == pytest.approx(want, rel=1e-10)
+        assert got[i].item() == pytest.approx(want, rel=1e-10)
+    grad = cut_row_grad(s[1].double().numpy(), t[1].double().numpy(), (2, ),
+                        1.0, [1.0, 2.0], 1.0)
+    x = s[1:2].double().requires_grad_(True)
+    F.row_losses(gdkd_spec(2, 1.0), x, t[1:2].double()).sum().backward()
+    np.testing.assert_allclose(x.grad[0].numpy(), grad, rtol=1e-9)
 
 
 def test_registry_builds_losses_with_mmseg_scope():
     loss = MODELS.build(dict(type='GDKDLoss', k=2, loss_weight=0.5))
     assert isinstance(loss, GDKDLoss) and loss.loss_name == 'loss_gdkd'
+    three = MODELS.build(dict(type='GDKDLoss', k=[1, 3, 6]))
+    assert three.spec.cuts == (1, 3, 6) and three.spec.num_groups == 4
     for name, cls in (('KDLoss', KDLoss), ('DKDLoss', DKDLoss),
                       ('GDKD3Loss', GDKD3Loss)):
         assert isinstance(MODELS.build(dict(type=name)), cls)
@@ -321,9 +419,15 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match='call it with gt_seg'):
         DKDLoss()(s, t)
     with pytest.raises(ValueError, match=r'k must be in \[1, 7\]'):
-        GDKDLoss(k=8)(s, t, labels)
-    with pytest.raises(ValueError, match='GDKD3 needs k >= 2'):
+        GDKDLoss(k=8, use_fused=False)(s, t, labels)
+    with pytest.raises(ValueError, match=r'k must be in \[1, 7\]'):
+        GDKDLoss(k=(1, 8), use_fused=False)(s, t, labels)
+    with pytest.raises(ValueError, match=r'GDKD3 needs an int k >= 2'):
         GDKD3Loss(k=1)
+    with pytest.raises(ValueError, match='strictly increasing'):
+        GDKDLoss(k=(3, 3))
+    with pytest.raises(ValueError, match='4 groups need 4 leaf weights'):
+        GDKDLoss(k=(1, 3, 6), leaf_weights=(1.0, 2.0))
     with pytest.raises(ValueError, match='temperature must be > 0'):
         KDLoss(temperature=0)
     with pytest.raises(ValueError, match='must start with "loss_"'):

@@ -22,7 +22,7 @@ from gdkd_seg.export import extract_student_state_dict
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(
     REPO, 'configs', 'mmrazor',
-    'gdkd_logits_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024.py')
+    'gdkd-logits_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024.py')
 CROP = (64, 128)  # (H, W): decode-head logits are 8 x 16
 ITERS = 3
 # The rest of the family, fed like the example's loss_gdkd: all of them mask
@@ -50,10 +50,10 @@ def _cli(*args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_import_gdkd_seg_leaves_mmrazor_alone():
+def test_import_gdkd_seg_leaves_mmrazor_and_mmpretrain_alone():
     out = _python('import sys, gdkd_seg; print(sorted(m for m in sys.modules '
                   "if m.startswith(('mmrazor', 'gdkd_seg.compat.mmrazor', "
-                  "'gdkd_seg.interop'))))")
+                  "'gdkd_seg.interop', 'mmpretrain', 'gdkd_seg.cls'))))")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == '[]'
 

@@ -19,14 +19,12 @@ from mmengine.config import Config
 import gdkd_seg.apis.config as config_module
 from gdkd_seg.apis import (CPUDistributedDataParallel, check_total_batch,
                            load_config)
+from test_mmrazor_interop import CONFIG as MMRAZOR
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_GDKD = osp.join(
     ROOT, 'configs', 'demo', 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-'
     '300it_synthetic-cityscapes-128x256.py')
-MMRAZOR = osp.join(
-    ROOT, 'configs', 'mmrazor',
-    'gdkd_logits_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024.py')
 
 
 @pytest.fixture(scope='module')

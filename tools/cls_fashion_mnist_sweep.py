@@ -1,29 +1,32 @@
-"""Train the Fashion-MNIST teacher, then the student alone and with KD, DKD
-and GDKD over several seeds; report test accuracy (mean, sample std).
+"""Fashion-MNIST: train the teacher once, then the student alone and with
+KD, DKD and GDKD over seeds (tools/sweep.py); report test top-1.
 
     bash tools/get_fashion_mnist.sh          # once: data/fashion_mnist
-    python tools/cls_fashion_mnist_sweep.py [--seeds 0 1 2] [--threads 2]
-        [--work-dir work_dirs/fashion_mnist] [--doc docs/classification.md]
+    python tools/cls_fashion_mnist_sweep.py [--seeds 0 1 2] [--threads 1]
+        [--doc docs/classification.md]
 
-Runs the configs in configs/cls/fashion_mnist/ unchanged (except seed,
-work_dir and the teacher checkpoint) with mmengine's Runner, on CPU. The
-teacher is trained once (seed 0) and shared by every student. Writes
-``results.json`` and ``results.md`` to the work dir and, with ``--doc``,
-replaces the table between the markers in that file.
+The same as
+
+    python tools/train.py configs/cls/fashion_mnist/teacher_*.py \\
+        --work-dir work_dirs/fashion_mnist/teacher
+    python tools/sweep.py configs/cls/fashion_mnist/{student,kd,dkd,gdkd}_* \\
+        --seeds 0 1 2 --work-dir work_dirs/fashion_mnist/sweep
+
+(the distillation configs read the teacher from
+work_dirs/fashion_mnist/teacher/epoch_10.pth), plus, with ``--doc``, the
+sweep's table written between the markers of that file. The configs validate
+once, on the 10,000 test images after the last epoch, so each run's best
+validation top-1 is its final test top-1.
 """
 import argparse
-import json
+import importlib.util
+import os
 import os.path as osp
 import re
-import statistics
-import time
+import subprocess
+import sys
 
-import torch
-from mmengine.config import Config
-from mmengine.runner import Runner
-
-import gdkd_seg  # noqa: F401  (compat layer)
-
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = 'configs/cls/fashion_mnist'
 SUFFIX = '1xb64-5e_fashion-mnist-5k.py'
 TEACHER = 'teacher_resnet8w8_1xb64-10e_fashion-mnist-5k.py'
@@ -33,6 +36,8 @@ STUDENTS = {
     'DKD': f'dkd_resnet8w8_resnet8w4_{SUFFIX}',
     'GDKD': f'gdkd_resnet8w8_resnet8w4_{SUFFIX}',
 }
+WORK_DIR = 'work_dirs/fashion_mnist'
+TEACHER_CKPT = f'{WORK_DIR}/teacher/epoch_10.pth'
 TABLE_START = '<!-- fashion-mnist-table:start -->'
 TABLE_END = '<!-- fashion-mnist-table:end -->'
 
@@ -44,66 +49,13 @@ def parse_args():
         '--threads',
         type=int,
         default=1,
-        help='torch CPU threads. Default 1: on a shared 2-core machine '
-        'two threads wait on each other and ran up to 10x slower')
-    parser.add_argument('--work-dir', default='work_dirs/fashion_mnist')
+        help='torch CPU threads per run. Default 1: on a shared 2-core '
+        'machine two threads wait on each other and ran up to 10x slower')
     parser.add_argument(
         '--doc',
         help='markdown file whose table (between the markers) to '
         'replace, e.g. docs/classification.md')
     return parser.parse_args()
-
-
-def train_and_test(config: str,
-                   work_dir: str,
-                   seed: int,
-                   teacher_ckpt: str = None) -> dict:
-    """Train ``config`` from scratch, test the final model; return top-1 and
-    the wall time."""
-    cfg = Config.fromfile(osp.join(CONFIG_DIR, config))
-    cfg.work_dir = work_dir
-    cfg.experiment_name = osp.basename(work_dir)
-    cfg.randomness = dict(seed=seed)
-    # Only the final model is reported: skip validation during training.
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    if cfg.model.type == 'ClsDistiller':
-        cfg.model.teacher_ckpt = teacher_ckpt
-    start = time.time()
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    metrics = runner.test()
-    return dict(
-        top1=float(metrics['accuracy/top1']),
-        seconds=round(time.time() - start, 1),
-        checkpoint=osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth'))
-
-
-def summarise(results: dict, args, wall: float) -> str:
-
-    def row(name, runs):
-        accs = [r['top1'] for r in runs]
-        mean = f'{statistics.mean(accs):.2f}'
-        if len(accs) > 1:
-            mean += f' ± {statistics.stdev(accs):.2f}'
-        per_seed = ', '.join(f'{a:.2f}' for a in accs)
-        secs = statistics.mean(r['seconds'] for r in runs)
-        return f'| {name} | {mean} | {per_seed} | {secs:.0f} |'
-
-    lines = [
-        '| model | top-1 (%) mean ± std | per seed | s / run |',
-        '| --- | --- | --- | --- |',
-        row('teacher ResNet-8w8 (seed 0)', [results['teacher']]),
-    ]
-    lines += [
-        row(f'ResNet-8w4, {method}', results['students'][method])
-        for method in STUDENTS
-    ]
-    lines.append('')
-    lines.append(
-        f'Seeds {", ".join(map(str, args.seeds))}; std is the sample '
-        f'standard deviation over seeds. torch {torch.__version__} on '
-        f'{args.threads} CPU thread(s); whole sweep {wall / 60:.1f} min.')
-    return '\n'.join(lines)
 
 
 def replace_table(doc: str, table: str) -> None:
@@ -120,37 +72,27 @@ def replace_table(doc: str, table: str) -> None:
 
 def main():
     args = parse_args()
-    data_root = Config.fromfile(osp.join(
-        CONFIG_DIR, TEACHER)).train_dataloader.dataset.data_root
-    if not osp.isfile(osp.join(data_root, 'train-images-idx3-ubyte')):
-        raise SystemExit(f'Fashion-MNIST is not in {data_root}: run '
+    os.chdir(ROOT)
+    if not osp.isfile('data/fashion_mnist/train-images-idx3-ubyte'):
+        raise SystemExit('Fashion-MNIST is not in data/fashion_mnist: run '
                          '`bash tools/get_fashion_mnist.sh` first.')
-    torch.set_num_threads(args.threads)
-    start = time.time()
-    teacher = train_and_test(TEACHER, osp.join(args.work_dir, 'teacher'), 0)
-    results = dict(teacher=teacher, students={m: [] for m in STUDENTS})
-    for seed in args.seeds:
-        for method, config in STUDENTS.items():
-            name = method.replace(' ', '_').lower()
-            results['students'][method].append(
-                dict(
-                    seed=seed,
-                    **train_and_test(
-                        config,
-                        osp.join(args.work_dir, f'{name}_seed{seed}'),
-                        seed,
-                        teacher_ckpt=teacher['checkpoint'])))
-    wall = time.time() - start
-    table = summarise(results, args, wall)
-    results.update(
-        seeds=args.seeds,
-        threads=args.threads,
-        torch=torch.__version__,
-        wall_seconds=round(wall, 1))
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=2)
-    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
-        f.write(table + '\n')
+    os.environ['OMP_NUM_THREADS'] = str(args.threads)
+    if not osp.isfile(TEACHER_CKPT):
+        subprocess.run([
+            sys.executable, 'tools/train.py',
+            osp.join(CONFIG_DIR, TEACHER), '--work-dir', f'{WORK_DIR}/teacher'
+        ], check=True)
+    spec = importlib.util.spec_from_file_location('sweep', 'tools/sweep.py')
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    work_dir = f'{WORK_DIR}/sweep'
+    sweep.main([osp.join(CONFIG_DIR, c) for c in STUDENTS.values()] +
+               ['--seeds', *map(str, args.seeds), '--work-dir', work_dir])
+    from gdkd_seg.apis import best_metric
+    teacher = best_metric(f'{WORK_DIR}/teacher', 'accuracy/top1')
+    with open(osp.join(work_dir, 'sweep.md')) as f:
+        table = (f'Teacher ResNet-8w8 (seed 0): top-1 {teacher[0]:.2f}.\n\n'
+                 + f.read().strip())
     if args.doc:
         replace_table(args.doc, table)
     print(table)

@@ -16,7 +16,7 @@ import os.path as osp
 
 import torch
 
-from gdkd_seg.models.mdistiller_ckpt import convert_mdistiller_cifar
+from gdkd_seg.cls.mdistiller_ckpt import convert_mdistiller_cifar
 
 
 def main():

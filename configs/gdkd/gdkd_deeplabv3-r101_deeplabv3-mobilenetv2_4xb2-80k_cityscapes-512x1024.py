@@ -1,6 +1,10 @@
 _base_ = '../_base_/distill/deeplabv3-r101_deeplabv3-mobilenetv2_4xb2-80k_cityscapes-512x1024.py'  # noqa: E501
-# Decode-head logits at 1/8 resolution; the auxiliary FCN head with weight 0.4.
-distill_loss = dict(type='GDKDLoss', k=3, temperature=1.0, w0=1.0, w1=1.0, w2=2.0)
+# GDKD with the official Cityscapes setting k=3, T=1, w0=1, w1=1, w2=2
+# (ZaberKo/seg-gdkd).
+distill_loss = dict(
+    type='GDKDLoss', k=3, temperature=1.0, w0=1.0, w1=1.0, w2=2.0)
+# Decode-head logits at 1/8 resolution; the auxiliary FCN head with
+# weight 0.4 (the CIRKD protocol).
 model = dict(
     distill_losses=dict(
         decode_head=distill_loss,

@@ -165,12 +165,13 @@ class TeacherDistribution:
                    for key in ('top1', 'entropy', 'multimodal',
                                'low_confidence')},
                 accuracy=json_list(pc['correct'] / pc['pixels']),
-                topk_mass={str(k + 1): json_list(pc['topk_mass'][:, k] /
-                                               pc['pixels'])
-                           for k in range(self.max_topk)},
-                adaptive_k={str(tau): json_list(pc['adaptive_k'][:, j:j + 1]
-                                              / per_pixel)
-                            for j, tau in enumerate(self.taus)})
+                topk_mass={
+                    str(k + 1): json_list(pc['topk_mass'][:, k] / pc['pixels'])
+                    for k in range(self.max_topk)},
+                adaptive_k={
+                    str(tau): json_list(pc['adaptive_k'][:, j:j + 1]
+                                        / per_pixel)
+                    for j, tau in enumerate(self.taus)})
             bin_confidence = json_list(confidence / count)
             bin_accuracy = json_list(correct / count)
         k_values = np.arange(1, self.num_classes + 1)
@@ -266,12 +267,12 @@ def measure_teacher_distribution(config,
     """
     import torch.nn.functional as TF
 
-    from .models import build_dataloader, head_logits, init_teacher, \
-        iterate_batches, load_config
+    from ..apis import as_config, init_teacher
+    from .models import build_dataloader, infer_head_logits, iterate_batches
     if resolution not in ('logits', 'image'):
         raise ValueError(f"resolution must be 'logits' or 'image', got "
                          f'{resolution!r}')
-    cfg = load_config(config)
+    cfg = as_config(config)
     teacher = init_teacher(cfg, teacher_ckpt, device)
     loader = build_dataloader(cfg, split, data_root)
     classes = loader.dataset.metainfo['classes']
@@ -280,7 +281,7 @@ def measure_teacher_distribution(config,
     images, maps = [], {}
     for inputs, gt, batch_images in iterate_batches(teacher, loader,
                                                     max_batches):
-        logits = head_logits(teacher, inputs, head)
+        logits = infer_head_logits(teacher, inputs, head)
         if resolution == 'image':
             logits = TF.interpolate(
                 logits, size=gt.shape[-2:], mode='bilinear',

@@ -160,7 +160,6 @@ class GradientMagnitudes:
         return result
 
 
-
 def _ratio(a: float, b: float) -> Optional[float]:
     return float(a / b) if b > 0 else None
 
@@ -192,10 +191,9 @@ def measure_gradient_magnitudes(config,
         data_root (str, optional): overrides the data set's root.
         head (str): 'decode_head' or 'auxiliary_head'.
     """
-    from ..apis import init_student
-    from .models import build_dataloader, head_logits, init_teacher, \
-        iterate_batches, load_config
-    cfg = load_config(config)
+    from ..apis import as_config, init_student, init_teacher
+    from .models import build_dataloader, infer_head_logits, iterate_batches
+    cfg = as_config(config)
     if losses is None:
         losses = {name: dict(loss, temperature=temperature)
                   for name, loss in DEFAULT_LOSSES.items()}
@@ -206,8 +204,8 @@ def measure_gradient_magnitudes(config,
                                teacher.decode_head.ignore_index)
     loader = build_dataloader(cfg, split, data_root)
     for inputs, gt, _ in iterate_batches(student, loader, max_batches):
-        stats.update(head_logits(student, inputs, head),
-                     head_logits(teacher, inputs, head), gt)
+        stats.update(infer_head_logits(student, inputs, head),
+                     infer_head_logits(teacher, inputs, head), gt)
     return dict(stats.summary(), config=str(getattr(cfg, 'filename', '')),
                 teacher_checkpoint=teacher_ckpt,
                 student_checkpoint=student_ckpt, head=head, split=split)

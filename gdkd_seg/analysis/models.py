@@ -1,46 +1,33 @@
-"""A teacher and a student from one config, and their head logits over a
-data set, as the distiller sees them (the heads' outputs at logit
-resolution, ground truth beside them)."""
-from typing import Iterator, Optional, Tuple, Union
+"""What the analysis tools share: a config's data, batches as a model
+sees them, and one head's logits as the distiller reads them (at logit
+resolution, ground truth beside them). The models come from
+:func:`gdkd_seg.apis.init_teacher` and :func:`gdkd_seg.apis.init_student`."""
+from typing import Iterator, Optional, Tuple
 
-import numpy as np
 import torch
 from mmengine.config import Config
 from torch import Tensor
 
-from ..apis import init_student, teacher_config
 from ..distillers.seg_distiller import SegDistiller
 
 
-def load_config(config: Union[str, Config]) -> Config:
-    return Config.fromfile(config) if isinstance(config, str) else config
-
-
-def init_teacher(config: Union[str, Config], checkpoint: str,
-                 device: str = 'cpu'):
-    """The teacher of a distiller config (or the model of a plain one),
-    loaded from ``checkpoint``, in eval mode."""
-    return init_student(teacher_config(load_config(config)), checkpoint,
-                        device)
-
-
 def build_dataloader(cfg: Config, split: str = 'val',
-                     data_root: Optional[str] = None,
-                     batch_size: Optional[int] = None):
+                     data_root: Optional[str] = None):
     """The config's ``{split}_dataloader``, optionally re-rooted."""
     from mmengine.runner import Runner
     loader = cfg[f'{split}_dataloader'].copy()
     if data_root is not None:
         loader.dataset.data_root = data_root
-    if batch_size is not None:
-        loader.batch_size = batch_size
     return Runner.build_dataloader(loader)
 
 
 @torch.no_grad()
-def head_logits(model, inputs: Tensor, head: str = 'decode_head') -> Tensor:
-    """``(B, C, h, w)`` logits of one head at its own resolution."""
-    return SegDistiller._head_logits(model, head, model.extract_feat(inputs))
+def infer_head_logits(model, inputs: Tensor,
+                      head: str = 'decode_head') -> Tensor:
+    """Run ``model``'s backbone and one head on ``inputs`` without gradient:
+    ``(B, C, h, w)`` logits at the head's own resolution
+    (:meth:`SegDistiller.head_logits`)."""
+    return SegDistiller.head_logits(model, head, model.extract_feat(inputs))
 
 
 def iterate_batches(model, dataloader, max_batches: Optional[int] = None

@@ -1,35 +1,110 @@
-"""Make mmengine's local file writes atomic.
+"""Make mmengine's local checkpoint writes atomic.
 
-mmengine writes checkpoints (and the ``last_checkpoint`` pointer that
-``--resume`` follows) straight into their final path, so a crash or a full
-disk mid-write leaves a truncated checkpoint that resume then picks. Writing
-to a temporary file in the same directory and ``os.replace``-ing it makes a
+mmengine writes checkpoints (``LocalBackend.put``) and the
+``last_checkpoint`` pointer that ``--resume`` follows (``CheckpointHook``,
+with a plain ``open``) straight into their final path, so a crash or a full
+disk mid-write leaves a truncated checkpoint or an empty pointer. Writing to
+a temporary file in the same directory and ``os.replace``-ing it makes a
 file either fully old or fully new.
+
+The temporary is created the way ``open(path, 'wb')`` creates a file, so
+the result gets the same mode (``0o666`` less the umask; an overwritten file
+keeps its mode). Its name, ``.NAME.PID.RANDOM.tmp``, records the writing
+process: a write killed before the rename leaves it behind, and the next
+write into that directory (or a resume from it) removes temporaries whose
+process is gone.
 """
+import contextlib
+import io
+import locale
 import os
 import os.path as osp
-import tempfile
+import re
+import secrets
+import shutil
 
 from mmengine.fileio.backends import LocalBackend
 
+_TEMPORARY = re.compile(r'^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$')
+
+
+def _writer_is_gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended on this machine (this process's
+    own temporaries belong to writes in flight)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        pass
+    return False
+
+
+def remove_stale_temporaries(directory: str) -> None:
+    """Delete what killed :func:`atomic_write_bytes` calls left behind.
+
+    Only names of this module's pattern whose writing process no longer
+    runs on this machine are removed (so two machines must not write into
+    one directory at the same time).
+    """
+    for name in os.listdir(directory):
+        match = _TEMPORARY.match(name)
+        if match and _writer_is_gone(int(match['pid'])):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(osp.join(directory, name))
+
 
 def atomic_write_bytes(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` so readers never see a partial file."""
-    path = os.fspath(path)
-    directory = osp.dirname(osp.abspath(path))
+    """Write ``data`` to ``path`` so readers never see a partial file.
+
+    The file gets the mode ``open(path, 'wb')`` would give it.
+    """
+    path = osp.abspath(os.fspath(path))
+    directory, name = osp.split(path)
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=directory, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    remove_stale_temporaries(directory)
+    tmp = osp.join(directory,
+                   f'.{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
+    # As open(path, 'wb') does: the kernel applies the umask to 0o666.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if osp.exists(path):
+            shutil.copymode(path, tmp)
         os.replace(tmp, path)
     except BaseException:
-        if osp.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+class _AtomicTextFile(io.StringIO):
+    """A text file written with :func:`atomic_write_bytes` when its
+    ``with`` block ends without an error (and not written otherwise)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is None:
+            atomic_write_bytes(
+                self.getvalue().encode(locale.getpreferredencoding(False)),
+                self.path)
+        return super().__exit__(exc_type, exc, traceback)
+
+
+def _open_with_atomic_pointer(file, mode: str = 'r', *args, **kwargs):
+    """``open`` for ``mmengine.hooks.checkpoint_hook``: writing the
+    ``last_checkpoint`` pointer is atomic, everything else is ``open``."""
+    if mode == 'w' and osp.basename(file) == 'last_checkpoint':
+        return _AtomicTextFile(file)
+    return open(file, mode, *args, **kwargs)
 
 
 def _put(self, obj: bytes, filepath) -> None:
@@ -41,6 +116,11 @@ def _put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
 
 
 def make_local_writes_atomic() -> None:
-    """Route LocalBackend.put/put_text through :func:`atomic_write_bytes`."""
+    """Route LocalBackend.put/put_text and CheckpointHook's
+    ``last_checkpoint`` write through :func:`atomic_write_bytes`."""
+    from mmengine.hooks import checkpoint_hook
     LocalBackend.put = _put
     LocalBackend.put_text = _put_text
+    # The hook writes the pointer with the builtin ``open``; a module-level
+    # ``open`` is the one name it looks up first.
+    checkpoint_hook.open = _open_with_atomic_pointer

@@ -17,7 +17,8 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
-from mmengine.runner.checkpoint import _load_checkpoint
+from mmengine.runner.checkpoint import (_load_checkpoint,
+                                        _load_checkpoint_to_model)
 
 ModelSpec = Union[str, dict, ConfigDict]
 
@@ -63,7 +64,17 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
     """Load ``path`` into ``teacher``; fail with a message saying what's wrong.
 
     Accepts mmseg/mmpretrain model-zoo checkpoints as published (a dict with
-    ``state_dict``, or a bare state dict), local paths or URLs.
+    ``state_dict``, or a bare state dict, keys with or without DDP's
+    ``module.`` prefix), local paths or any URL mmengine loads. Every teacher
+    weight must come from the checkpoint with its shape; keys the teacher
+    does not have are logged and ignored.
+
+    Raises:
+        FileNotFoundError: a local ``path`` does not exist.
+        UnsafeCheckpointError, CorruptCheckpointError: see
+            :func:`gdkd_seg.compat.safe_torch_load`.
+        RuntimeError: it cannot be fetched, holds no state dict, or does
+            not fit the teacher (the message names missing weights).
     """
     if not _is_url(path) and not osp.isfile(osp.expanduser(path)):
         raise FileNotFoundError(
@@ -71,31 +82,40 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
             'to a local file or URL (None trains against a random teacher).')
     try:
         checkpoint = _load_checkpoint(path, map_location='cpu')
-    except Exception as err:
+    except OSError as err:  # a failed download
         raise RuntimeError(
             f'could not load teacher checkpoint {path!r}: {err}') from err
-    state_dict = checkpoint.get('state_dict', checkpoint) \
-        if isinstance(checkpoint, dict) else None
-    if not isinstance(state_dict, dict):
+    if not isinstance(checkpoint, dict):
         raise RuntimeError(f'teacher checkpoint {path!r} holds no state dict')
-    state_dict = {
-        k[len('module.'):] if k.startswith('module.') else k: v
-        for k, v in state_dict.items()
-    }
+    seen = {'missing': [], 'unexpected': []}
+
+    def set_aside_unexpected(module, keys):
+        # Strict loading raises on missing weights and shape mismatches;
+        # keys the teacher lacks are taken out of its lists first (mmengine
+        # lets load_state_dict post-hooks edit them in place).
+        seen['missing'] = [k for k in keys.missing_keys
+                           if not k.endswith('num_batches_tracked')]
+        seen['unexpected'] = list(keys.unexpected_keys)
+        keys.unexpected_keys.clear()
+
+    hook = teacher.register_load_state_dict_post_hook(set_aside_unexpected)
     try:
-        result = teacher.load_state_dict(state_dict, strict=False)
-    except RuntimeError as err:  # shape mismatches
+        _load_checkpoint_to_model(
+            teacher, checkpoint, strict=True,
+            revise_keys=[(r'^module\.', '')])
+    except RuntimeError as err:
+        missing = seen['missing']
+        detail = f'{len(missing)} weights are missing, e.g. ' \
+            f'{missing[:5]}' if missing else str(err).strip()
         raise RuntimeError(f'teacher checkpoint {path!r} does not fit the '
-                           f'teacher model: {err}') from err
-    if result.missing_keys:
-        raise RuntimeError(
-            f'teacher checkpoint {path!r} does not fit the teacher model: '
-            f'{len(result.missing_keys)} weights are missing, e.g. '
-            f'{result.missing_keys[:5]}')
-    if result.unexpected_keys:
+                           f'teacher model: {detail}') from err
+    finally:
+        hook.remove()
+    if seen['unexpected']:
         print_log(
-            f'teacher checkpoint {path!r}: ignored {len(result.unexpected_keys)}'
-            f' unexpected keys, e.g. {result.unexpected_keys[:5]}',
+            f'teacher checkpoint {path!r}: ignored '
+            f'{len(seen["unexpected"])} unexpected keys, e.g. '
+            f'{seen["unexpected"][:5]}',
             logger='current')
 
 

@@ -76,7 +76,18 @@ class SegDistiller(BaseDistiller):
         self.distill_losses = self.build_losses(distill_losses)
 
     @staticmethod
-    def _head_logits(model, head: str, feats) -> Tensor:
+    def head_logits(model, head: str, feats) -> Tensor:
+        """The logits a distillation loss on ``head`` reads.
+
+        Args:
+            model: an mmseg segmentor (a distiller's student or teacher).
+            head (str): ``'decode_head'`` or ``'auxiliary_head'``; of several
+                auxiliary heads, the first.
+            feats: ``model.extract_feat(inputs)``.
+
+        Returns:
+            Tensor: ``(B, C, h, w)`` logits at the head's own resolution.
+        """
         module = getattr(model, head)
         if isinstance(module, torch.nn.ModuleList):  # several aux heads
             module = module[0]
@@ -90,7 +101,7 @@ class SegDistiller(BaseDistiller):
         for head, prefix in HEADS.items():
             if not getattr(self.student, f'with_{head}'):
                 continue
-            logits = self._head_logits(self.student, head, feats)
+            logits = self.head_logits(self.student, head, feats)
             student_logits[head] = logits
             module = getattr(self.student, head)
             if isinstance(module, torch.nn.ModuleList):
@@ -106,7 +117,7 @@ class SegDistiller(BaseDistiller):
         with self.teacher_context(inputs.device):
             teacher_feats = self.teacher.extract_feat(inputs)
             teacher_logits = {
-                head: self._head_logits(self.teacher, head, teacher_feats)
+                head: self.head_logits(self.teacher, head, teacher_feats)
                 for head in self.distill_losses
             }
         gt = torch.stack([s.gt_sem_seg.data for s in data_samples])

@@ -9,13 +9,24 @@ Each loss is called as ``loss(student_logits, teacher_logits[, gt_seg])``.
 * ``gt_seg`` is a ``(B, H', W')`` or ``(B, 1, H', W')`` label map at any
   resolution (or ``(N,)`` labels for rows). It is resized to the logit grid by
   nearest neighbour, and pixels equal to ``ignore_index`` contribute nothing.
+  A label that is neither ``ignore_index`` nor a class raises ValueError.
+* ``ignore_index=None`` masks nothing: every pixel counts, void ones
+  included, as the official segmentation GDKD and KD average by default
+  (there ``gt_seg`` is not read; DKD still reads its classes).
 * The result is the mean over valid rows of the per-row loss (which already
-  carries ``T**2``), times ``loss_weight``. An all-ignored batch gives 0 with a
-  zero gradient. The teacher never receives gradient.
+  carries ``T**2``), times ``loss_weight``. An all-ignored or empty batch
+  gives 0 with a zero gradient. A non-finite logit in a valid row gives a
+  NaN loss. The teacher never receives gradient.
 * With ``use_fused=True`` (default) ``'mean'`` and ``'sum'`` run the fused
   loss-and-gradient path (``fused.py``: a Triton kernel on CUDA when triton is
-  installed, chunked torch otherwise), equal to the plain path to float32
-  rounding; ``reduction='none'`` or ``use_fused=False`` use the plain path.
+  installed, chunked torch otherwise) where it supports the partition, equal
+  to the plain path to float32 rounding; ``reduction='none'``,
+  ``use_fused=False`` and other partitions use the plain path
+  (``functional.plain_loss``).
+
+Defaults are the official segmentation settings (``docs/method.md`` lists
+them with their sources); each class below only declares its
+:class:`~.partition.PartitionSpec`.
 
 Example config (mmseg scope)::
 
@@ -23,40 +34,38 @@ Example config (mmseg scope)::
         loss_gdkd=dict(type='GDKDLoss', k=3, temperature=1.0,
                        w0=1.0, w1=1.0, w2=2.0, loss_weight=1.0))
 """
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from . import functional as F
-from .fused import (KIND_LABEL, KIND_ONE_GROUP, KIND_TOP1_TOPK, KIND_TOPK,
-                    Partition, fused_partitioned_kl)
+from . import partition
+from .fused import fused_partitioned_kl, fused_supports
+from .partition import AdaptiveCut, PartitionSpec
 
 
 class _DistillLoss(nn.Module):
-    """Shared call contract; subclasses define ``row_losses``."""
+    """Shared call contract; subclasses only declare ``self.spec``."""
 
-    needs_labels = False
+    spec: PartitionSpec
 
     def __init__(self,
-                 temperature: float = 1.0,
                  loss_weight: float = 1.0,
-                 ignore_index: int = 255,
+                 ignore_index: Optional[int] = 255,
                  reduction: str = 'mean',
                  loss_name: str = 'loss_kd',
                  use_fused: bool = True) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
+        partition.check_finite('loss_weight', loss_weight)
         if reduction not in ('mean', 'sum', 'none'):
             raise ValueError("reduction must be 'mean', 'sum' or 'none', "
                              f'got {reduction!r}')
         if not loss_name.startswith('loss_'):
             raise ValueError('loss_name must start with "loss_" so mmengine '
                              f'backpropagates it, got {loss_name!r}')
-        self.temperature = float(temperature)
-        self.loss_weight = loss_weight
+        self.loss_weight = float(loss_weight)
         self.ignore_index = ignore_index
         self.reduction = reduction
         self._loss_name = loss_name
@@ -67,13 +76,9 @@ class _DistillLoss(nn.Module):
         """Name of the loss item in the loss dict."""
         return self._loss_name
 
-    def row_losses(self, student_rows: Tensor, teacher_rows: Tensor,
-                   labels: Optional[Tensor]) -> Tensor:
-        raise NotImplementedError
-
-    def partition(self) -> Optional[Partition]:
-        """The same loss for the fused path; None if it has no fused form."""
-        raise NotImplementedError
+    @property
+    def temperature(self) -> float:
+        return self.spec.temperature
 
     def forward(self,
                 student_logits: Tensor,
@@ -93,22 +98,24 @@ class _DistillLoss(nn.Module):
         """
         teacher_logits = F.align_teacher(student_logits, teacher_logits)
         labels = None
-        if gt_seg is not None:
-            labels = F.labels_to_rows(gt_seg, student_logits)
-        elif self.needs_labels:
+        if self.spec.needs_labels and gt_seg is None:
             raise ValueError(f'{type(self).__name__} partitions by the ground '
                              'truth: call it with gt_seg')
-        partition = self.partition() if self.use_fused and \
-            self.reduction != 'none' else None
-        if partition is not None:
+        if gt_seg is not None and (self.spec.needs_labels
+                                   or self.ignore_index is not None):
+            labels = F.labels_to_rows(gt_seg, student_logits)
+        # The fused path masks with an int label, so with ignore_index=None
+        # it runs only where no label is read (its ignore_index is unused).
+        if self.use_fused and self.reduction != 'none' and \
+                fused_supports(self.spec) and \
+                (labels is None or self.ignore_index is not None):
             return fused_partitioned_kl(
-                student_logits, teacher_logits, partition, labels,
-                self.ignore_index, self.loss_weight, self.reduction)
-        rows = self.row_losses(
-            F.flatten_logits(student_logits),
-            F.flatten_logits(teacher_logits), labels)
-        valid = None if labels is None else labels != self.ignore_index
-        return self.loss_weight * F.reduce_rows(rows, valid, self.reduction)
+                student_logits, teacher_logits, self.spec, labels,
+                -1 if labels is None else self.ignore_index,
+                self.loss_weight, self.reduction)
+        return self.loss_weight * F.plain_loss(
+            student_logits, teacher_logits, self.spec, labels,
+            self.ignore_index, self.reduction)
 
 
 @MODELS.register_module()
@@ -120,7 +127,8 @@ class KDLoss(_DistillLoss):
     Args:
         temperature (float): T. Default 1.0 (pixel-wise KD in segmentation).
         loss_weight (float): Multiplier of the loss. Default 1.0.
-        ignore_index (int): Label of pixels to skip. Default 255.
+        ignore_index (int, optional): Label of pixels to skip. Default 255;
+            None counts every pixel (the official code's averaging).
         reduction (str): 'mean' over valid rows, 'sum' or 'none'.
         loss_name (str): Key in the loss dict. Default 'loss_kd'.
         use_fused (bool): Fused loss-and-gradient path for 'mean'/'sum'.
@@ -129,14 +137,8 @@ class KDLoss(_DistillLoss):
 
     def __init__(self, temperature: float = 1.0, loss_name='loss_kd',
                  **kwargs) -> None:
-        super().__init__(temperature=temperature, loss_name=loss_name,
-                         **kwargs)
-
-    def row_losses(self, student_rows, teacher_rows, labels):
-        return F.kd_loss(student_rows, teacher_rows, self.temperature)
-
-    def partition(self):
-        return Partition(KIND_ONE_GROUP, temperature=self.temperature)
+        super().__init__(loss_name=loss_name, **kwargs)
+        self.spec = partition.kd(temperature=temperature)
 
 
 @MODELS.register_module()
@@ -146,32 +148,23 @@ class DKDLoss(_DistillLoss):
     Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022:
     ``T^2 [alpha * TCKD + beta * NCKD]`` with TCKD the KL of the binary
     (target, non-target) masses and NCKD the KL among non-target classes.
+    The defaults are the official segmentation DKD's (ZaberKo/seg-gdkd);
+    the DKD paper's CIFAR-100 setting is ``beta=8, temperature=4``.
 
     Args:
         alpha (float): TCKD weight. Default 1.0.
-        beta (float): NCKD weight. Default 8.0 (the DKD paper's).
+        beta (float): NCKD weight. Default 2.0.
         temperature (float): T. Default 1.0.
         loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
         loss_name (str): Default 'loss_dkd'.
     """
 
-    needs_labels = True
-
-    def __init__(self, alpha: float = 1.0, beta: float = 8.0,
+    def __init__(self, alpha: float = 1.0, beta: float = 2.0,
                  temperature: float = 1.0, loss_name='loss_dkd',
                  **kwargs) -> None:
-        super().__init__(temperature=temperature, loss_name=loss_name,
-                         **kwargs)
-        self.alpha = alpha
-        self.beta = beta
-
-    def row_losses(self, student_rows, teacher_rows, labels):
-        return F.dkd_loss(student_rows, teacher_rows, labels, self.alpha,
-                          self.beta, self.temperature)
-
-    def partition(self):
-        return Partition(KIND_LABEL, 1, self.alpha, (0., self.beta),
-                         self.temperature)
+        super().__init__(loss_name=loss_name, **kwargs)
+        self.spec = partition.dkd(alpha=alpha, beta=beta,
+                                  temperature=temperature)
 
 
 @MODELS.register_module()
@@ -184,71 +177,68 @@ class GDKDLoss(_DistillLoss):
     ``gt_seg`` is only used for ignore masking. Ties at the k-th teacher
     logit go to the lowest class index.
 
-    ``k='adaptive'`` chooses k per pixel: the smallest top-k holding
-    ``adaptive_mass`` of the teacher's probability (at temperature T), at
-    most ``max_k`` (see ``functional.adaptive_k``)::
+    ``k`` may be a tuple of cut points of the teacher's ranking
+    (``partition.py``, ``docs/method.md``): ``k=(1, 4)`` is top-1 /
+    top-2..4 / rest (GDKD3), ``k=(1, 3, 6)`` top-1 / top-2..3 / top-4..6 /
+    rest, with ``w1`` on every top group and ``w2`` on the rest unless
+    ``leaf_weights`` gives one weight per group::
+
+        dict(type='GDKDLoss', k=(1, 3, 6), leaf_weights=(1., 1., 1., 2.))
+
+    ``k='adaptive'`` chooses k per pixel: the smallest
+    top-k holding ``adaptive_mass`` of the teacher's probability (at
+    temperature T), at most ``max_k`` (see ``functional.adaptive_k``)::
 
         dict(type='GDKDLoss', k='adaptive', adaptive_mass=0.9, max_k=5)
 
     Args:
-        k (int | str): Size of the top group, or 'adaptive'. Default 3
-            (official seg setting).
+        k (int | tuple[int] | str): Size of the top group, cut points, or
+            'adaptive'. Default 3 (official seg setting).
         adaptive_mass (float): tau in [0, 1] for ``k='adaptive'``.
             Default 0.9.
         max_k (int, optional): Cap on the adaptive k. Default None (C).
         temperature (float): T. Default 1.0.
-        w0, w1, w2 (float): Binary, top-k and rest weights. Defaults 1, 1, 2.
+        w0, w1, w2 (float): Group, top and rest weights. Defaults 1, 1, 2.
+        leaf_weights (Sequence[float], optional): one leaf weight per group
+            instead of ``w1``/``w2``.
         loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
         loss_name (str): Default 'loss_gdkd'.
     """
 
-    def __init__(self, k: Union[int, str] = 3, temperature: float = 1.0,
+    def __init__(self, k: Union[int, Sequence[int], str] = 3,
+                 temperature: float = 1.0,
                  w0: float = 1.0, w1: float = 1.0, w2: float = 2.0,
                  adaptive_mass: float = 0.9, max_k: Optional[int] = None,
+                 leaf_weights: Optional[Sequence[float]] = None,
                  loss_name='loss_gdkd', **kwargs) -> None:
-        super().__init__(temperature=temperature, loss_name=loss_name,
-                         **kwargs)
-        if k != 'adaptive' and not (isinstance(k, int) and k >= 1):
-            raise ValueError(f"k must be an int >= 1 or 'adaptive', got {k!r}")
-        if not 0.0 <= adaptive_mass <= 1.0:
-            raise ValueError(
-                f'adaptive_mass must be in [0, 1], got {adaptive_mass}')
-        if max_k is not None and max_k < 1:
-            raise ValueError(f'max_k must be >= 1, got {max_k}')
-        self.k, self.w0, self.w1, self.w2 = k, w0, w1, w2
-        self.adaptive_mass, self.max_k = adaptive_mass, max_k
-
-    def row_losses(self, student_rows, teacher_rows, labels):
-        k = self.k if self.k != 'adaptive' else F.adaptive_k(
-            teacher_rows, self.adaptive_mass, self.temperature, self.max_k)
-        return F.gdkd_loss(student_rows, teacher_rows, k, self.w0, self.w1,
-                           self.w2, self.temperature)
-
-    def partition(self):
-        if self.k == 'adaptive':  # per-pixel k: the plain path only
-            return None
-        return Partition(KIND_TOPK, self.k, self.w0, (self.w1, self.w2),
-                         self.temperature)
+        super().__init__(loss_name=loss_name, **kwargs)
+        if k == 'adaptive':
+            k = AdaptiveCut(adaptive_mass, max_k)
+        elif isinstance(k, str):
+            raise ValueError(f"k must be an int >= 1, a tuple of cuts or "
+                             f"'adaptive', got {k!r}")
+        self.spec = partition.gdkd(k=k, w0=w0, w1=w1, w2=w2,
+                                   temperature=temperature,
+                                   leaf_weights=leaf_weights)
 
 
 @MODELS.register_module()
-class GDKD3Loss(GDKDLoss):
+class GDKD3Loss(_DistillLoss):
     """GDKD3: top-1 / top-2..k / rest (the paper's variant for transformer
-    teachers). ``w0`` weights the 3-way group KL, ``w1`` the top-2..k leaf
-    and ``w2`` the rest leaf. Default ``k=3``; needs ``k >= 2``.
+    teachers), i.e. ``GDKDLoss(k=(1, k))``. ``w0`` weights the 3-way group
+    KL, ``w1`` the top-2..k leaf and ``w2`` the rest leaf.
+
+    Args:
+        k (int): end of the middle group, >= 2. Default 4 (the official
+            GDKD3's; its other defaults are the segmentation GDKD's).
+        temperature, w0, w1, w2: as in :class:`GDKDLoss`.
+        loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
+        loss_name (str): Default 'loss_gdkd3'.
     """
 
-    def __init__(self, k: int = 3, loss_name='loss_gdkd3', **kwargs) -> None:
-        if not isinstance(k, int):
-            raise ValueError(f'GDKD3 needs an int k >= 2, got {k!r}')
-        if k < 2:
-            raise ValueError(f'GDKD3 needs k >= 2, got {k}')
-        super().__init__(k=k, loss_name=loss_name, **kwargs)
-
-    def row_losses(self, student_rows, teacher_rows, labels):
-        return F.gdkd3_loss(student_rows, teacher_rows, self.k, self.w0,
-                            self.w1, self.w2, self.temperature)
-
-    def partition(self):
-        return Partition(KIND_TOP1_TOPK, self.k, self.w0,
-                         (0., self.w1, self.w2), self.temperature)
+    def __init__(self, k: int = 4, temperature: float = 1.0,
+                 w0: float = 1.0, w1: float = 1.0, w2: float = 2.0,
+                 loss_name='loss_gdkd3', **kwargs) -> None:
+        super().__init__(loss_name=loss_name, **kwargs)
+        self.spec = partition.gdkd3(k=k, w0=w0, w1=w1, w2=w2,
+                                    temperature=temperature)

@@ -1,51 +1,59 @@
 """The distillation loss family as pure functions (no OpenMMLab imports).
 
-Every member is a *partitioned KL divergence*. For one row (a sample, or a pixel
-of a flattened ``(B, C, H, W)`` map) with student logits ``s`` and teacher logits
-``t``, ``p = softmax(s / T)`` and ``q = softmax(t / T)``, the classes are split
-into groups ``U_1 .. U_G`` and
+Every member is a *partitioned KL divergence* (``docs/method.md``). For one
+row (a sample, or a pixel of a ``(B, C, H, W)`` map) with student logits
+``s`` and teacher logits ``t``, ``p = softmax(s / T)``, ``q = softmax(t /
+T)``, the classes split into groups ``U_0 .. U_{G-1}`` and
 
-    L_row = T^2 * [ w_bin * KL(Q || P) + sum_g w_g * KL(q^g || p^g) ]
+    L_row = T^2 * [ w_group * KL(Q || P) + sum_g w_g * KL(q^g || p^g) ]
 
-where ``P_g = sum_{i in U_g} p_i`` (likewise ``Q_g``) and ``p^g_i = p_i / P_g``
-is the distribution inside group ``g``. For any partition the chain rule gives
-``KL(q || p) = KL(Q || P) + sum_g Q_g KL(q^g || p^g)``.
+where ``P_g = sum_{i in U_g} p_i`` (likewise ``Q_g``) and ``p^g_i = p_i /
+P_g`` is the distribution inside group ``g``. Which groups and weights make
+which loss (KD, DKD, GDKD, GDKD3, deeper cuts, adaptive k) is a
+:class:`~.partition.PartitionSpec`.
 
-* KD (Hinton et al. 2015): one group, ``L = T^2 KL(q || p)``.
-* DKD (Zhao et al. 2022): ``{ground truth}`` vs the rest; ``w_bin = alpha``
-  (TCKD) and ``beta`` on the non-target group (NCKD).
-* GDKD (Zheng & Cheng, arXiv 2512.04625): the teacher's top-k classes vs the
-  rest, weights ``w0`` (binary), ``w1`` (top-k), ``w2`` (rest).
-* GDKD3: top-1, top-2..k and the rest; ``w0`` on the 3-way group KL, ``w1`` and
-  ``w2`` on the top-2..k and rest leaves (the top-1 leaf is a single class).
+This is the *plain* path: autograd differentiates it, so its gradient is an
+independent check of the fused path's closed form. It is exact in log space:
+each class's within-group log-probability is its logit minus its group's max,
+over T, minus the log of that group's sum of exponentials, and a group's
+mass is a log-sum-exp of those maxima and sums. No logit is masked with a
+large constant and no mass is clamped, so groups whose mass underflows to 0
+in floating point still get their exact within-group KL (the official code
+returns NaN or a KL over the wrong support there; ``docs/method.md``).
+Inputs of any floating dtype are computed in float32 (float64 stays
+float64).
 
-Everything is computed in log space: group masses are log-sum-exps and
-within-group log-probabilities are log-softmaxes over the group, each taken
-relative to the group's own max logit. No logit is masked by subtracting a large constant and no mass is
-clamped, so the result is exact for any finite logits, including groups whose
-mass underflows to zero in floating point (the official code returns NaN or a
-KL over the wrong support there; REFERENCE.md section 1, defects 1-2).
-Inputs of any floating dtype are computed in float32 (or float64 if given).
+Maps are read in place as ``(B, C, P)`` (no permuted copy) and a group is a
+float 0/1 mask over that layout: on the CPU, float multiply-adds and
+reductions over the class dim are many times faster than boolean selects,
+scatters and sorts, and the masks let one exponential per logit serve every
+group.
 
-Ties at the k-th teacher logit are broken towards the lowest class index
-(a stable descending sort), so the partition is deterministic on every device.
+Ties in the teacher's ranking go to the lowest class index (a stable
+descending sort), so the partition is deterministic on every device.
 
-GDKD's k may also be chosen per row (:func:`adaptive_k`): the smallest top-k
-of the teacher holding a share ``tau`` of its probability mass, one answer to
-the open question of choosing k per pixel (a confident pixel gets k=1, an
-ambiguous boundary pixel a larger top group).
+Non-finite numbers are never hidden: a row with a non-finite student or
+teacher logit has a NaN loss. Ignored rows (``labels == ignore_index``)
+contribute 0 loss and 0 gradient whatever their logits.
 """
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .partition import GroupRule, PartitionSpec
+
 __all__ = [
-    'flatten_logits', 'align_teacher', 'labels_to_rows', 'topk_group_index',
-    'adaptive_k', 'partitioned_kl', 'reduce_rows', 'kd_loss', 'dkd_loss',
-    'gdkd_loss', 'gdkd3_loss'
+    'flatten_logits', 'align_teacher', 'labels_to_rows', 'check_labels',
+    'topk_group_index', 'adaptive_k', 'group_index', 'partitioned_kl',
+    'row_losses', 'reduce_rows', 'plain_loss'
 ]
+
+# Teacher rankings up to this depth are found by repeated max extraction
+# (a few float passes per rank); deeper ones by one stable sort, which costs
+# about as much as 100 such passes on the CPU.
+_MAX_ROUNDS = 32
 
 
 def flatten_logits(logits: Tensor) -> Tensor:
@@ -60,7 +68,8 @@ def flatten_logits(logits: Tensor) -> Tensor:
     if logits.dim() == 2:
         return logits
     assert logits.dim() >= 3, (
-        f'expected (N, C) or (B, C, H, W) logits, got shape {tuple(logits.shape)}')
+        'expected (N, C) or (B, C, H, W) logits, got shape '
+        f'{tuple(logits.shape)}')
     return logits.flatten(2).transpose(1, 2).reshape(-1, logits.shape[1])
 
 
@@ -93,6 +102,8 @@ def align_teacher(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     teacher_logits = teacher_logits.detach()
     if student_logits.dim() > 2 and \
             student_logits.shape[2:] != teacher_logits.shape[2:]:
+        if student_logits.numel() == 0:  # nothing to resize onto
+            return teacher_logits.new_zeros(student_logits.shape)
         teacher_logits = F.interpolate(
             teacher_logits.float(),
             size=student_logits.shape[2:],
@@ -114,8 +125,9 @@ def labels_to_rows(labels: Tensor, logits: Tensor) -> Tensor:
     """
     if logits.dim() == 2:
         if labels.shape != logits.shape[:1]:
-            raise ValueError(f'labels for (N, C) logits must be (N,), got '
-                             f'{tuple(labels.shape)} for {tuple(logits.shape)}')
+            raise ValueError(
+                f'labels for (N, C) logits must be (N,), got '
+                f'{tuple(labels.shape)} for {tuple(logits.shape)}')
         return labels.long()
     if labels.dim() == logits.dim():
         if labels.shape[1] != 1:
@@ -127,11 +139,101 @@ def labels_to_rows(labels: Tensor, logits: Tensor) -> Tensor:
             f'label map of shape {tuple(labels.shape)} does not fit logits of '
             f'shape {tuple(logits.shape)}')
     if labels.shape[1:] != logits.shape[2:]:
+        if logits.numel() == 0:  # no pixel to label
+            return labels.new_zeros(0, dtype=torch.long)
         # 'nearest' on float keeps label ids exact (they are < 2**24).
         labels = F.interpolate(
             labels[:, None].float(), size=logits.shape[2:],
             mode='nearest')[:, 0]
     return labels.reshape(-1).long()
+
+
+def check_labels(labels: Tensor, num_classes: int,
+                 ignore_index: Optional[int]) -> None:
+    """Raise ValueError if a label is neither ``ignore_index`` nor a class.
+
+    As ``torch.nn.functional.cross_entropy`` refuses out-of-range targets: a
+    label of 100 (or -3) with 19 classes is a data error, never a valid
+    pixel. Reads the labels on their device (a host sync on CUDA).
+    """
+    bad = (labels < 0) | (labels >= num_classes)
+    if ignore_index is not None:
+        bad &= labels != ignore_index
+    if bool(bad.any()):
+        values = torch.unique(labels[bad]).tolist()
+        shown = ', '.join(str(v) for v in values[:10]) + \
+            (', ...' if len(values) > 10 else '')
+        raise ValueError(
+            f'labels must be in [0, {num_classes}) (the number of classes) '
+            f'or equal ignore_index={ignore_index}; got {int(bad.sum())} '
+            f'pixels with other values: {shown}')
+
+
+def _as_bcp(x: Tensor) -> Tensor:
+    """``(N, C)`` -> ``(1, C, N)``, ``(B, C, *spatial)`` -> ``(B, C, P)``;
+    views wherever the layout allows."""
+    if x.dim() == 2:
+        return x.t().unsqueeze(0)
+    return x.flatten(2)
+
+
+def _ranks(teacher: Tensor) -> Tensor:
+    """``(B, C, P)`` int64 rank of each class in the teacher's descending
+    order (a stable sort: ties to the lowest class index)."""
+    order = torch.sort(
+        teacher, dim=1, descending=True, stable=True).indices
+    positions = torch.arange(
+        teacher.shape[1], device=order.device).view(1, -1, 1)
+    return torch.empty_like(order).scatter_(1, order,
+                                            positions.expand_as(order))
+
+
+def _top_members(teacher: Tensor,
+                 depths: Sequence[Union[int, Tensor]]) -> List[Tensor]:
+    """Float 0/1 masks of the teacher's top ``d`` classes, one per depth.
+
+    Args:
+        teacher (Tensor): ``(B, C, P)`` float teacher logits.
+        depths (Sequence[int | Tensor]): increasing ints in ``[1, C]``, or
+            one ``(B, 1, P)`` int64 tensor of per-row depths.
+
+    Returns:
+        list[Tensor]: ``(B, C, P)`` masks of the teacher's dtype; ties to
+        the lowest class index, as :func:`topk_group_index`.
+    """
+    per_row = torch.is_tensor(depths[0])
+    if per_row:
+        deepest = int(depths[0].max()) if depths[0].numel() else 0
+    else:
+        deepest = depths[-1]
+    if deepest > _MAX_ROUNDS:
+        ranks = _ranks(teacher)
+        return [(ranks < d).to(teacher.dtype) for d in depths]
+    key = teacher.detach().clone()
+    reverse = None
+    taken = torch.zeros_like(key)
+    members = []
+    for rank in range(deepest):
+        # 1 where the key equals its row's max: sign(key - max) + 1.
+        hit = (key - key.amax(dim=1, keepdim=True)).sign_().add_(1.)
+        if not bool((hit.sum(dim=1) == 1).all()):
+            # A tie (or a NaN row): keep the lowest-indexed of the maxima.
+            if reverse is None:
+                reverse = torch.arange(
+                    key.shape[1], 0, -1, dtype=key.dtype,
+                    device=key.device).view(1, -1, 1)
+            first = (hit * reverse).amax(dim=1, keepdim=True)
+            hit.mul_((reverse - first).sign_().add_(1.))
+        # key - hit / (1 - hit): a picked key becomes -inf, others stay.
+        key.addcdiv_(hit, 1. - hit, value=-1.)
+        if per_row:
+            taken.addcmul_(hit, (rank < depths[0]).to(key.dtype))
+        else:
+            taken.add_(hit)
+            if rank + 1 in depths:
+                members.append(taken if rank + 1 == deepest else
+                               taken.clone())
+    return [taken] if per_row else members
 
 
 def topk_group_index(teacher_rows: Tensor, k: Union[int, Tensor]) -> Tensor:
@@ -157,13 +259,7 @@ def topk_group_index(teacher_rows: Tensor, k: Union[int, Tensor]) -> Tensor:
     if not (1 <= low and high <= num_classes):
         raise ValueError(f'k must be in [1, {num_classes}] (the number of '
                          f'classes), got {k if low == high else k.tolist()}')
-    order = torch.sort(
-        teacher_rows, dim=1, descending=True, stable=True).indices
-    ranks = torch.empty_like(order)
-    ranks.scatter_(
-        1, order,
-        torch.arange(num_classes, device=order.device).expand_as(order))
-    return ranks
+    return _ranks(_as_bcp(teacher_rows))[0].t()
 
 
 def adaptive_k(teacher_rows: Tensor,
@@ -212,38 +308,178 @@ def adaptive_k(teacher_rows: Tensor,
     return k.clamp(max=max_k)
 
 
-def _group_log_softmax(logits: Tensor, in_group: Tensor,
-                       temperature: float):
-    """Log-softmax of ``logits / T`` inside one group, and the group's mass.
+def _group_masks(spec: PartitionSpec, teacher: Tensor,
+                 labels: Optional[Tensor]) -> Optional[List[Tensor]]:
+    """The groups of ``spec`` as ``(B, C, P)`` float 0/1 masks.
 
-    The group's own max is subtracted *before* dividing by T, so logits that
-    share a large offset (a spread of 1e4/T in a row) keep their small
-    differences exactly in float32.
+    Args:
+        spec (PartitionSpec): the loss's partition.
+        teacher (Tensor): ``(B, C, P)`` float teacher logits.
+        labels (Tensor, optional): ``(B, P)`` labels (label partitions).
 
     Returns:
-        tuple: ``(leaf, log_mass)``: ``(N, C)`` within-group log-probabilities
-        (0 outside the group) and ``(N,)`` log of the group's softmax mass
-        (``-inf`` for an empty group).
+        list[Tensor] | None: one mask per group, or None for one group.
     """
-    neg_inf = logits.new_tensor(float('-inf'))
-    nonempty = in_group.any(dim=1)
-    # Shifts are detached: the results are shift invariant, so the gradient
-    # is exact while no gradient flows through max().
+    spec.check_num_classes(teacher.shape[1])
+    if spec.rule == GroupRule.LABEL:
+        if labels is None:
+            raise ValueError('a label partition (DKD) needs labels')
+        classes = torch.arange(teacher.shape[1], device=teacher.device)
+        # A label that is no class (an ignored row) leaves group 0 empty.
+        target = (classes.view(1, -1, 1) == labels[:, None]).to(teacher.dtype)
+        return [target, 1. - target]
+    if spec.adaptive is not None:
+        batch, num_classes, pixels = teacher.shape
+        k = adaptive_k(
+            teacher.transpose(1, 2).reshape(batch * pixels, num_classes),
+            spec.adaptive.mass, spec.temperature, spec.adaptive.max_k)
+        top, = _top_members(teacher, [k.view(batch, 1, pixels)])
+        return [top, 1. - top]
+    if not spec.cuts:
+        return None
+    members = _top_members(teacher, spec.cuts)
+    rest = 1. - members[-1]
+    for deeper, shallower in zip(members[:0:-1], members[-2::-1]):
+        deeper.sub_(shallower)  # top-c_j minus top-c_{j-1}: ranks between
+    return members + [rest]
+
+
+def _add_per_class(out: Tensor, masks: List[Tensor], values: list,
+                   alpha: float = 1.) -> Tensor:
+    """``out += alpha * sum_g mask_g * value_g`` in place: each class gets
+    its group's value, exactly (one term is ``1 * value``, the others add
+    ``0``). Values are floats or ``(B, 1, P)`` tensors. Also under autograd:
+    no step saves ``out``."""
+    for mask, value in zip(masks, values):
+        if torch.is_tensor(value):
+            out.addcmul_(mask, value, value=alpha)
+        else:
+            out.add_(mask, alpha=alpha * value)
+    return out
+
+
+def _per_class(masks: List[Tensor], values: list) -> Tensor:
+    """``sum_g mask_g * value_g``: each class gets its group's value."""
+    return _add_per_class(masks[0] * values[0], masks[1:], values[1:])
+
+
+def _group_maxima(student: Tensor, teacher: Tensor,
+                  masks: Optional[List[Tensor]], present: Optional[list]):
+    """Each group's max logit, ``(B, 1, P)`` per group, for both logits.
+
+    An empty group gets 0 (any finite shift will do: no class uses it).
+    """
+    if masks is None:
+        return ([student.amax(dim=1, keepdim=True)],
+                [teacher.amax(dim=1, keepdim=True)])
+    student_max, teacher_max = [], []
+    for mask, nonempty in zip(masks, present):
+        # (m - 1) / m: 0 inside the group, -inf outside.
+        outside = (mask - 1.).div_(mask)
+        teacher_max.append(torch.where(
+            nonempty, (teacher + outside).amax(dim=1, keepdim=True), 0.))
+        student_max.append(torch.where(
+            nonempty, outside.add_(student).amax(dim=1, keepdim=True), 0.))
+    return student_max, teacher_max
+
+
+def _group_log_softmax(logits: Tensor, masks: Optional[List[Tensor]],
+                       present: Optional[list], maxima: list,
+                       temperature: float):
+    """Log-softmax of ``logits / T`` inside each class's group, and the log
+    of each group's softmax mass.
+
+    A group's max is subtracted *before* dividing by T, so logits that share
+    a large offset (a spread of 1e4/T in a row) keep their small differences
+    exactly in float32. The maxima are constants to autograd: the results
+    are shift invariant, so the gradient is exact.
+
+    Args:
+        logits (Tensor): ``(B, C, P)`` float logits.
+        masks (list[Tensor] | None): ``(B, C, P)`` group masks.
+        present (list[Tensor] | None): ``(B, 1, P)`` whether each group has
+            a class.
+        maxima (list[Tensor]): ``(B, 1, P)`` each group's max logit.
+        temperature (float): T.
+
+    Returns:
+        tuple: ``(leaf, log_mass)``: ``(B, C, P)`` within-group
+        log-probabilities and ``(B, G, P)`` log group masses (``-inf`` for an
+        empty group).
+    """
+    # The maxima carry no gradient.
+    if masks is None:
+        shifted = logits - maxima[0]
+    else:
+        shifted = _add_per_class(
+            torch.addcmul(logits, masks[0], maxima[0], value=-1.),
+            masks[1:], maxima[1:], -1.)
+    if temperature != 1:
+        shifted = shifted.div_(temperature)
+    exps = shifted.exp()
+    if masks is None:
+        log_sum = exps.sum(dim=1, keepdim=True).log()
+        return shifted.sub_(log_sum), log_sum.new_zeros(log_sum.shape)
+    # A nonempty group's sum is >= 1 (its max contributes exp(0)); an empty
+    # group's is 0, and 1 stands in for it so its log (and gradient) stays
+    # finite.
+    log_sums = [torch.where(p, (exps * m).sum(dim=1, keepdim=True), 1.).log()
+                for p, m in zip(present, masks)]
     row_max = logits.detach().amax(dim=1, keepdim=True)
-    group_max = torch.where(in_group, logits.detach(), neg_inf).amax(
-        dim=1, keepdim=True)
-    group_max = torch.where(nonempty[:, None], group_max, row_max)
-    scaled = torch.where(in_group, (logits - group_max) / temperature,
-                         neg_inf)
-    # An empty group's row is all -inf; give logsumexp zeros there instead so
-    # its backward stays finite (the result is replaced below anyway).
-    group_lse = torch.logsumexp(
-        torch.where(nonempty[:, None], scaled, 0.), dim=1)
-    row_lse = torch.logsumexp((logits - row_max) / temperature, dim=1)
-    leaf = torch.where(in_group, scaled - group_lse[:, None], 0.)
-    log_mass = (group_max[:, 0] - row_max[:, 0]) / temperature \
-        + group_lse - row_lse
-    return leaf, torch.where(nonempty, log_mass, neg_inf)
+    log_mass = torch.cat([
+        torch.where(p, (x - row_max) / temperature + log_sum, float('-inf'))
+        for p, x, log_sum in zip(present, maxima, log_sums)], dim=1)
+    log_mass = log_mass - log_mass.logsumexp(dim=1, keepdim=True)
+    # exp saved its result, not its input: shifted may be overwritten.
+    return _add_per_class(shifted, masks, log_sums, -1.), log_mass
+
+
+def _partitioned_kl(student: Tensor, teacher: Tensor,
+                    masks: Optional[List[Tensor]], group_weight,
+                    leaf_weights: list, temperature: float) -> Tensor:
+    """``(B, P)`` partitioned KL of ``(B, C, P)`` logits, times ``T**2``.
+
+    Weights are floats or tensors that broadcast to ``(B, 1, P)``. A row
+    with a non-finite logit gets NaN.
+    """
+    with torch.no_grad():
+        present = None if masks is None else [
+            m.amax(dim=1, keepdim=True) > 0 for m in masks]
+        student_max, teacher_max = _group_maxima(student.detach(), teacher,
+                                                 masks, present)
+        leaf_q, log_q = _group_log_softmax(teacher, masks, present,
+                                           teacher_max, temperature)
+        # Each class's KL weight: its group's leaf weight times q^g_i.
+        weight = leaf_q.exp()
+        if masks is None:
+            weight.mul_(leaf_weights[0])
+        else:
+            weight.mul_(_per_class(masks, leaf_weights))
+    leaf_p, log_p = _group_log_softmax(student, masks, present, student_max,
+                                       temperature)
+    # Within-group KLs from log-ratios: never divides two tiny masses.
+    rows = leaf_q.sub_(leaf_p).mul_(weight).sum(dim=1, keepdim=True)
+    if masks is not None:
+        # Q_g (log Q_g - log P_g), 0 for an empty group (0 log 0 = 0).
+        terms = torch.where(log_q > float('-inf'),
+                            log_q.exp() * (log_q - log_p), 0.)
+        rows = rows + group_weight * terms.sum(dim=1, keepdim=True)
+    finite = _finite_rows(student, teacher)
+    return torch.where(finite, rows[:, 0] * temperature**2, float('nan'))
+
+
+def _finite_rows(student: Tensor, teacher: Tensor) -> Tensor:
+    """``(B, P)``: whether every logit of the row is finite (max and min
+    propagate NaN, so both are finite iff every logit is)."""
+    finite = None
+    for x in (student.detach(), teacher.detach()):
+        ok = torch.isfinite(x.amax(dim=1)) & torch.isfinite(x.amin(dim=1))
+        finite = ok if finite is None else finite & ok
+    return finite
+
+
+def _compute_dtype(student: Tensor) -> torch.dtype:
+    return torch.float64 if student.dtype == torch.float64 else torch.float32
 
 
 def partitioned_kl(student_rows: Tensor,
@@ -253,7 +489,8 @@ def partitioned_kl(student_rows: Tensor,
                    binary_weight: Union[float, Tensor],
                    group_weights: Union[Sequence[float], Tensor],
                    temperature: float = 1.0) -> Tensor:
-    """Per-row partitioned KL(teacher || student), times ``T**2``.
+    """Per-row partitioned KL(teacher || student) of any partition, times
+    ``T**2``.
 
     Args:
         student_rows (Tensor): ``(N, C)`` student logits.
@@ -272,34 +509,22 @@ def partitioned_kl(student_rows: Tensor,
     """
     if temperature <= 0:
         raise ValueError(f'temperature must be > 0, got {temperature}')
-    dtype = torch.float64 if student_rows.dtype == torch.float64 \
-        else torch.float32
-    student_rows = student_rows.to(dtype)
-    teacher_rows = teacher_rows.detach().to(dtype)
-    group_weights = torch.as_tensor(
-        group_weights, dtype=dtype, device=student_rows.device)
-    if group_weights.dim() == 1:
-        group_weights = group_weights.expand(student_rows.shape[0],
-                                             num_groups)
-    binary_weight = torch.as_tensor(
-        binary_weight, dtype=dtype, device=student_rows.device)
+    dtype = _compute_dtype(student_rows)
+    student = _as_bcp(student_rows.to(dtype))
+    teacher = _as_bcp(teacher_rows.detach().to(dtype))
+    masks = [_as_bcp((groups == g).to(dtype)) for g in range(num_groups)]
 
-    binary_kl = student_rows.new_zeros(student_rows.shape[0])
-    leaf_loss = student_rows.new_zeros(student_rows.shape[0])
-    for g in range(num_groups):
-        in_g = groups == g
-        leaf_p, log_pg = _group_log_softmax(student_rows, in_g, temperature)
-        leaf_q, log_qg = _group_log_softmax(teacher_rows, in_g, temperature)
-        # Q_g (log Q_g - log P_g), with 0 log 0 = 0 for an empty group.
-        present = torch.isfinite(log_qg)
-        binary_kl = binary_kl + torch.where(
-            present,
-            log_qg.exp() * (log_qg - torch.where(present, log_pg, 0.)), 0.)
-        # Within-group KL from log-ratios: never divides two tiny masses, and
-        # classes outside the group contribute exp(0) * (0 - 0) = 0.
-        leaf_kl = (leaf_q.exp() * (leaf_q - leaf_p)).sum(dim=1)
-        leaf_loss = leaf_loss + group_weights[:, g] * leaf_kl
-    return (binary_weight * binary_kl + leaf_loss) * temperature**2
+    def per_row(weight):  # float, or (N,) -> (1, 1, N)
+        if torch.is_tensor(weight):
+            return weight.to(dtype).view(1, 1, -1)
+        return float(weight)
+
+    if torch.is_tensor(group_weights) and group_weights.dim() == 2:
+        leaf_weights = [per_row(w) for w in group_weights.unbind(1)]
+    else:
+        leaf_weights = [float(w) for w in group_weights]
+    return _partitioned_kl(student, teacher, masks, per_row(binary_weight),
+                           leaf_weights, temperature)[0]
 
 
 def reduce_rows(row_losses: Tensor,
@@ -307,8 +532,8 @@ def reduce_rows(row_losses: Tensor,
                 reduction: str = 'mean') -> Tensor:
     """Reduce per-row losses over valid rows.
 
-    ``'mean'`` divides by the number of valid rows; with none valid it returns
-    0 with a zero (finite) gradient instead of 0/0.
+    ``'mean'`` divides by the number of valid rows; with none valid (or no
+    rows at all) it returns 0 with a zero (finite) gradient instead of 0/0.
     """
     if valid is not None:
         row_losses = torch.where(valid, row_losses, 0.)
@@ -323,66 +548,100 @@ def reduce_rows(row_losses: Tensor,
         f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def kd_loss(student_rows: Tensor,
-            teacher_rows: Tensor,
-            temperature: float = 1.0) -> Tensor:
-    """Classic KD per row: ``T^2 KL(q || p)``. Returns ``(N,)``."""
-    groups = torch.zeros_like(student_rows, dtype=torch.long)
-    return partitioned_kl(student_rows, teacher_rows, groups, 1, 0., [1.],
-                          temperature)
+def group_index(spec: PartitionSpec, teacher_rows: Tensor,
+                labels: Optional[Tensor] = None) -> Tensor:
+    """Each class's group id per row, as ``spec`` defines the groups.
 
+    Args:
+        spec (PartitionSpec): the loss's partition.
+        teacher_rows (Tensor): ``(N, C)`` teacher logits.
+        labels (Tensor, optional): ``(N,)`` class ids (label partitions).
 
-def dkd_loss(student_rows: Tensor,
-             teacher_rows: Tensor,
-             target: Tensor,
-             alpha: float = 1.0,
-             beta: float = 8.0,
-             temperature: float = 1.0) -> Tensor:
-    """DKD per row, partitioned by the ground-truth class ``target``.
-
-    ``alpha * TCKD + beta * NCKD`` times ``T^2``. ``target`` must hold valid
-    class ids (mask ignore rows before or after; they may hold any id in
-    range). Returns ``(N,)``.
+    Returns:
+        Tensor: ``(N, C)`` int64 group ids in ``[0, spec.num_groups)``.
     """
-    num_classes = student_rows.shape[1]
-    target = target.clamp(0, num_classes - 1)
-    groups = torch.ones_like(student_rows, dtype=torch.long)
-    groups.scatter_(1, target[:, None], 0)
-    return partitioned_kl(student_rows, teacher_rows, groups, 2, alpha,
-                          [0., beta], temperature)
+    teacher = _as_bcp(teacher_rows.detach().to(_compute_dtype(teacher_rows)))
+    masks = _group_masks(spec, teacher,
+                         None if labels is None else labels.view(1, -1))
+    if masks is None:
+        return torch.zeros_like(teacher_rows, dtype=torch.long)
+    ids = _per_class(masks, list(range(len(masks))))
+    return ids[0].t().long()
 
 
-def gdkd_loss(student_rows: Tensor,
-              teacher_rows: Tensor,
-              k: Union[int, Tensor] = 3,
-              w0: float = 1.0,
-              w1: float = 1.0,
-              w2: float = 2.0,
-              temperature: float = 1.0) -> Tensor:
-    """GDKD per row: teacher top-k vs the rest. Returns ``(N,)``.
-
-    ``k`` is one int for all rows or an ``(N,)`` tensor (see
-    :func:`adaptive_k`).
-    """
-    ranks = topk_group_index(teacher_rows, k)
-    if torch.is_tensor(k):
-        k = k.to(ranks.device)[:, None]
-    groups = (ranks >= k).long()
-    return partitioned_kl(student_rows, teacher_rows, groups, 2, w0,
-                          [w1, w2], temperature)
+def _spec_rows(spec: PartitionSpec, student: Tensor, teacher: Tensor,
+               labels: Optional[Tensor]) -> Tensor:
+    """``(B, P)`` losses of ``spec`` for ``(B, C, P)`` logits and ``(B, P)``
+    labels."""
+    masks = _group_masks(spec, teacher, labels)
+    return _partitioned_kl(student, teacher, masks, spec.group_weight,
+                           list(spec.leaf_weights), spec.temperature)
 
 
-def gdkd3_loss(student_rows: Tensor,
+def row_losses(spec: PartitionSpec,
+               student_rows: Tensor,
                teacher_rows: Tensor,
-               k: int = 5,
-               w0: float = 1.0,
-               w1: float = 1.0,
-               w2: float = 2.0,
-               temperature: float = 1.0) -> Tensor:
-    """GDKD3 per row: top-1 / top-2..k / rest. Returns ``(N,)``."""
-    if k < 2:
-        raise ValueError(f'GDKD3 needs k >= 2 (top-1 and top-2..k), got {k}')
-    ranks = topk_group_index(teacher_rows, k)
-    groups = (ranks >= 1).long() + (ranks >= k).long()
-    return partitioned_kl(student_rows, teacher_rows, groups, 3, w0,
-                          [0., w1, w2], temperature)
+               labels: Optional[Tensor] = None) -> Tensor:
+    """The per-row loss of ``spec``: ``(N,)``, with ``T**2``."""
+    dtype = _compute_dtype(student_rows)
+    return _spec_rows(spec, _as_bcp(student_rows.to(dtype)),
+                      _as_bcp(teacher_rows.detach().to(dtype)),
+                      None if labels is None else labels.view(1, -1))[0]
+
+
+def plain_loss(student: Tensor,
+               teacher: Tensor,
+               spec: PartitionSpec,
+               labels: Optional[Tensor] = None,
+               ignore_index: Optional[int] = 255,
+               reduction: str = 'mean') -> Tensor:
+    """The loss by plain autograd: the path the tests hold exact.
+
+    Args:
+        student (Tensor): ``(N, C)`` or ``(B, C, *spatial)`` logits.
+        teacher (Tensor): the same shape (already on the student's grid).
+        spec (PartitionSpec): the loss.
+        labels (Tensor, optional): ``(rows,)`` labels in
+            :func:`flatten_logits` order: rows equal to ``ignore_index`` are
+            skipped; label partitions read their class. Checked with
+            :func:`check_labels`.
+        ignore_index (int, optional): label of skipped rows; None skips none.
+        reduction (str): ``'mean'`` over valid rows, ``'sum'`` or ``'none'``.
+
+    Returns:
+        Tensor: a scalar, or ``(rows,)`` for ``'none'``; float32 (float64
+        for float64 inputs).
+    """
+    if student.shape != teacher.shape:
+        raise ValueError('student and teacher logits must have the same '
+                         f'shape, got {tuple(student.shape)} and '
+                         f'{tuple(teacher.shape)}')
+    dtype = _compute_dtype(student)
+    student3 = _as_bcp(student.to(dtype))
+    teacher3 = _as_bcp(teacher.detach().to(dtype))
+    valid = None
+    if labels is not None:
+        check_labels(labels, student3.shape[1], ignore_index)
+        labels = labels.reshape(student3.shape[0], student3.shape[2])
+        if ignore_index is not None:
+            valid = labels != ignore_index
+            student3, teacher3 = _drop_non_finite_ignored(
+                student3, teacher3, valid)
+    rows = _spec_rows(spec, student3, teacher3, labels)
+    return reduce_rows(rows.reshape(-1),
+                       None if valid is None else valid.reshape(-1),
+                       reduction)
+
+
+def _drop_non_finite_ignored(student: Tensor, teacher: Tensor,
+                             valid: Tensor):
+    """Zero the logits of ignored rows if any of them is not finite.
+
+    An ignored row's loss is masked to 0 and its gradient is 0 times the
+    row's local derivatives, which is NaN for NaN logits; zeros in place of
+    its logits keep that gradient 0.
+    """
+    if bool((_finite_rows(student, teacher) | valid).all()):
+        return student, teacher
+    keep = valid[:, None]
+    return torch.where(keep, student, 0.), torch.where(keep, teacher, 0.)

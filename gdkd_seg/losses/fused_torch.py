@@ -1,18 +1,20 @@
 """The fused loss on any device in plain PyTorch (see ``fused.py``).
 
 Chunks of pixels, each a few ``(C, L)`` temporaries; nothing logits-sized
-besides the gradient. Same numerics as the plain implementation: float32
-accumulation (float64 inputs stay float64), each group's log-softmax relative
-to the group's own max, no masking constant, no clamping of masses, top-k
-ties to the lowest class index.
+besides the gradient. Any :class:`~.partition.PartitionSpec`: any number of
+cut points, a per-row cut, or the label partition. Same numerics as the
+plain implementation: float32 accumulation (float64 inputs stay float64),
+each group's log-softmax relative to the group's own max, no masking
+constant, no clamping of masses, top ranks ties to the lowest class index.
+A row with a non-finite logit has a NaN loss (and gradient) if it is valid
+and 0 if it is ignored.
 """
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor
 
-from .fused import KIND_LABEL, KIND_ONE_GROUP, KIND_TOP1_TOPK, KIND_TOPK, \
-    Partition
+from .partition import GroupRule, PartitionSpec
 
 # Pixels per chunk are chosen so a chunk holds ~2**18 logits: the ~15
 # chunk-sized temporaries are a fixed ~15 MiB working set (fp32) whatever the
@@ -20,52 +22,58 @@ from .fused import KIND_LABEL, KIND_ONE_GROUP, KIND_TOP1_TOPK, KIND_TOPK, \
 _CHUNK_ELEMENTS = 1 << 18
 
 
-# Plain-PyTorch path. On CPU, torch.where, boolean ops, cumsum and topk over a
-# strided dim run 10-60x slower than float arithmetic, so groups are float 0/1
-# masks and every per-class step is a multiply-add or a max/sum reduction.
-# Logits beyond +-1e38 are clamped (they rank and weigh as +-1e38), so 3e38
-# is below every key and a "minus infinity" that keeps 0 * it finite.
+# On CPU, torch.where, boolean ops, cumsum and topk over a strided dim run
+# 10-60x slower than float arithmetic, so groups are float 0/1 masks and
+# every per-class step is a multiply-add or a max/sum reduction. Logits
+# within +-1e38 (checked per chunk; beyond, they are clamped) leave 3e38 below
+# every key and a "minus infinity" that keeps 0 * it finite.
 _BIG = 3.0e38
 _CLAMP = 1.0e38
 
 
-def _topk_masks(t: Tensor, part: Partition) -> list:
-    """Float masks of the top-k groups, ties to the lowest class index.
+def _cuts(spec: PartitionSpec, row_k: Optional[Tensor]) -> list:
+    """The cut points: ints, or the ``(L,)`` per-row cut (adaptive)."""
+    return [row_k] if spec.adaptive is not None else list(spec.cuts)
+
+
+def _top_masks(t: Tensor, cuts: list) -> List[Tensor]:
+    """Per cut ``c``, the float mask of the teacher's top-c classes, ties to
+    the lowest class index (nested: each holds the one before).
 
     With the classes contiguous ((N, C) rows), usually the classes at or
-    above the k-th largest value (from ``torch.topk``) are exactly k, and
-    they are the top-k whatever the tie rule. Otherwise (maps, or a tie
-    across the k-th place) K rounds: take the max of the remaining keys and,
+    above the c-th largest value (from ``torch.topk``) are exactly c, and
+    they are the top c whatever the tie rule. Otherwise (maps, or a tie
+    across the c-th place) rounds: take the max of the remaining keys and,
     of the classes equal to it, the lowest-indexed one (``1 + sign(key -
     max)`` marks the ties, the largest ``C - index`` among them is the
-    first); the picked class drops to ``-3e38``, below every (clamped)
-    logit. Either way exactly a stable descending sort's top-k.
-
-    Returns:
-        list: ``[top-k]`` (KIND_TOPK) or ``[top-1, top-2..k]``.
+    first); the picked class drops to ``-3e38``, below every logit. Either
+    way exactly a stable descending sort's top c.
     """
+    deepest = max(int(c.max()) if torch.is_tensor(c) else c for c in cuts)
     if t.stride(0) != 1:  # topk over a strided class dim is slow on CPU
-        return _topk_masks_by_rounds(t, part)
-    ks = [part.k] if part.kind == KIND_TOPK else [1, part.k]
+        return _top_masks_by_rounds(t, cuts, deepest)
+    largest = torch.topk(t, deepest, dim=0).values
     masks = []
-    for k in ks:
-        kth = torch.topk(t, k, dim=0, sorted=False).values.amin(dim=0)
+    for cut in cuts:
+        if torch.is_tensor(cut):
+            kth = largest.gather(0, cut[None] - 1)[0]
+            size = cut.to(t.dtype)
+        else:
+            kth, size = largest[cut - 1], cut
         at_or_above = (t - kth).sign_().add_(1.).clamp_(max=1.)
-        if not bool((at_or_above.sum(dim=0) == k).all()):
-            return _topk_masks_by_rounds(t, part)
+        if not bool((at_or_above.sum(dim=0) == size).all()):
+            return _top_masks_by_rounds(t, cuts, deepest)
         masks.append(at_or_above)
-    if part.kind == KIND_TOP1_TOPK:
-        masks[1] -= masks[0]
     return masks
 
 
-def _topk_masks_by_rounds(t: Tensor, part: Partition) -> list:
+def _top_masks_by_rounds(t: Tensor, cuts: list, deepest: int) -> list:
     num_classes = t.shape[0]
     reverse = torch.arange(num_classes, 0, -1, dtype=t.dtype,
                            device=t.device)[:, None]
     key = t.clone()
     picked = []
-    for _ in range(part.k):
+    for _ in range(deepest):
         hit = (key - key.amax(dim=0)).sign_().add_(1.)  # the max and ties
         if not bool((hit.sum(dim=0) == 1).all()):
             first = (hit * reverse).amax(dim=0)
@@ -73,27 +81,33 @@ def _topk_masks_by_rounds(t: Tensor, part: Partition) -> list:
         # Picked keys become key - (key + 3e38) ~ -3e38.
         key.addcmul_(hit, key + _BIG, value=-1.)
         picked.append(hit)
-    top = torch.stack(picked).sum(0) if part.k > 1 else picked[0]
-    if part.kind == KIND_TOPK:
-        return [top]
-    return [picked[0], top - picked[0]]
+    masks = []
+    for cut in cuts:
+        if torch.is_tensor(cut):  # rank r is in when r < cut
+            mask = sum(hit * (cut > r).to(t.dtype)
+                       for r, hit in enumerate(picked))
+        else:
+            mask = sum(picked[1:cut], picked[0].clone())
+        masks.append(mask)
+    return masks
 
 
 def _group_masks(t: Tensor, labels: Optional[Tensor],
-                 part: Partition) -> Optional[list]:
+                 row_k: Optional[Tensor],
+                 spec: PartitionSpec) -> Optional[list]:
     """Float 0/1 masks ``(C, L)``, one per group (None for one group)."""
-    if part.kind == KIND_ONE_GROUP:
+    if spec.num_groups == 1:
         return None
-    if part.kind == KIND_LABEL:
+    if spec.rule == GroupRule.LABEL:
+        # A label that is no class (an ignored row's) makes group 0 empty.
         classes = torch.arange(t.shape[0], dtype=t.dtype, device=t.device)
         target = (classes[:, None] - labels[None, :].to(t.dtype)).abs_() \
             .neg_().sign_().add_(1.)
-        masks = [target]
-    else:
-        masks = _topk_masks(t, part)
-    rest = 1. - masks[0]
-    for mask in masks[1:]:
-        rest -= mask
+        return [target, 1. - target]
+    masks = _top_masks(t, _cuts(spec, row_k))
+    rest = 1. - masks[-1]
+    for g in range(len(masks) - 1, 0, -1):  # top-c_g minus top-c_{g-1}
+        masks[g] -= masks[g - 1]
     return masks + [rest]
 
 
@@ -120,28 +134,57 @@ def _effective(values: list) -> list:
         [values[-1]]
 
 
+def _non_finite_rows(s: Tensor, t: Tensor) -> Optional[Tensor]:
+    """``(L,)`` rows with a non-finite logit, or None if all are finite and
+    within +-1e38 (the common case: four reductions, which propagate NaN;
+    aminmax would copy a transposed chunk first)."""
+    bounds = torch.stack([s.amax(), t.amax(), -s.amin(), -t.amin()])
+    if bool(bounds.amax() <= _CLAMP):
+        return None
+    return ~(torch.isfinite(s).all(dim=0) & torch.isfinite(t).all(dim=0))
+
+
 def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
-                     part: Partition, grad_scale: Optional[Tensor]):
+                     row_k: Optional[Tensor], spec: PartitionSpec,
+                     grad_scale: Optional[Tensor]):
     """Loss rows and gradient of one ``(C, L)`` chunk (torch path).
 
     Args:
         s, t: ``(C, L)`` float32/64 student / teacher logits (class dim
             first).
-        labels: ``(L,)`` labels (KIND_LABEL) or None.
-        part: the partition.
+        labels: ``(L,)`` labels (label partitions) or None.
+        row_k: ``(L,)`` per-row cut (adaptive) or None.
+        spec: the partition.
         grad_scale: ``(L,)`` per-row factor of the gradient
             (``T * scale / n`` for valid rows, 0 otherwise), or None for no
             gradient.
 
     Returns:
-        tuple: ``(rows, grad)``: ``(L,)`` losses without ``T**2`` and the
-        ``(C, L)`` gradient (or None).
+        tuple: ``(rows, grad)``: ``(L,)`` losses without ``T**2`` (NaN
+        where a logit is not finite) and the ``(C, L)`` gradient (or None;
+        NaN where a logit is not finite and ``grad_scale`` is not 0).
     """
-    inv_t = 1.0 / part.temperature
-    s = s.clamp(-_CLAMP, _CLAMP)
-    t = t.clamp(-_CLAMP, _CLAMP)
-    masks = _group_masks(t, labels, part)
-    w = part.group_weights
+    non_finite = _non_finite_rows(s, t)
+    if non_finite is not None:
+        # Such rows compute on zeros (their results are replaced below), so
+        # an ignored one keeps a zero gradient; logits beyond +-1e38 rank
+        # and weigh as +-1e38.
+        s = torch.where(non_finite, 0., s).clamp_(-_CLAMP, _CLAMP)
+        t = torch.where(non_finite, 0., t).clamp_(-_CLAMP, _CLAMP)
+    rows, grad = _finite_chunk_loss_grad(s, t, labels, row_k, spec,
+                                         grad_scale)
+    if non_finite is not None:
+        rows = torch.where(non_finite, float('nan'), rows)
+        if grad is not None:
+            grad = torch.where(non_finite & (grad_scale != 0), float('nan'),
+                               grad)
+    return rows, grad
+
+
+def _finite_chunk_loss_grad(s, t, labels, row_k, spec, grad_scale):
+    inv_t = 1.0 / spec.temperature
+    masks = _group_masks(t, labels, row_k, spec)
+    w = spec.leaf_weights
     if masks is None:
         ms, mt = [s.amax(dim=0)], [t.amax(dim=0)]
         xs, xt = s - ms[0], t - mt[0]
@@ -171,7 +214,7 @@ def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
 
     zs, zt, a = group_sum(es), group_sum(et), group_sum(etd)
     rows = 0.
-    for g in range(part.num_groups):
+    for g in range(spec.num_groups):
         leaf = a[g] / zt[g] - zt[g].log() + zs[g].log()
         rows = rows + w[g] * torch.where(zt[g] > 0, leaf, 0.)
     big_p = big_q = None
@@ -183,14 +226,14 @@ def _chunk_loss_grad(s: Tensor, t: Tensor, labels: Optional[Tensor],
         log_p = log_p - log_p.logsumexp(0)
         log_q = log_q - log_q.logsumexp(0)
         big_p, big_q = log_p.exp(), log_q.exp()
-        binary = torch.where(big_q > 0, big_q * (log_q - log_p), 0.).sum(0)
-        rows = rows + part.binary_weight * binary
+        group_kl = torch.where(big_q > 0, big_q * (log_q - log_p), 0.).sum(0)
+        rows = rows + spec.group_weight * group_kl
     if grad_scale is None:
         return rows, None
     coef_p, coef_q = [], []
-    for g in range(part.num_groups):
+    for g in range(spec.num_groups):
         c = w[g] if big_p is None else \
-            part.binary_weight * (big_p[g] - big_q[g]) + w[g]
+            spec.group_weight * (big_p[g] - big_q[g]) + w[g]
         coef_p.append(torch.where(zs[g] > 0, c * grad_scale / zs[g], 0.))
         coef_q.append(torch.where(zt[g] > 0, w[g] * grad_scale / zt[g], 0.))
     if masks is None:
@@ -205,12 +248,29 @@ def _classes_first(x3: Tensor) -> Tensor:
 
 
 def forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
-                   grad3: Optional[Tensor], part: Partition, scale: float,
-                   ignore_index: int, mean: bool) -> Tensor:
-    """Torch path over ``(B, C, P)`` views, chunk by chunk; fills grad3."""
+            row_k: Optional[Tensor], grad3: Optional[Tensor],
+            spec: PartitionSpec, scale: float, ignore_index: Optional[int],
+            mean: bool) -> Tensor:
+    """Torch path over ``(B, C, P)`` views, chunk by chunk; fills grad3.
+
+    Args:
+        s3, t3: student / teacher logits viewed as ``(B, C, P)``.
+        labels2: ``(B, P)`` labels or None.
+        row_k: ``(B, P)`` per-row cut (adaptive specs) or None.
+        grad3: ``(B, C, P)`` output for ``dLoss/ds`` or None.
+        spec: the partition.
+        scale: multiplier of the loss (loss_weight).
+        ignore_index: label of skipped rows (None: none skipped).
+        mean: divide by the number of valid rows (else: sum).
+
+    Returns:
+        Tensor: the 0-dim loss, float32 (float64 for float64 inputs).
+    """
     B, C, P = s3.shape
     dtype = torch.float64 if s3.dtype == torch.float64 else torch.float32
-    valid2 = None if labels2 is None else labels2 != ignore_index
+    valid2 = None
+    if labels2 is not None and ignore_index is not None:
+        valid2 = labels2 != ignore_index
     if mean:
         count = B * P if valid2 is None else int(valid2.sum())
         inv_n = 1. / max(count, 1)
@@ -229,21 +289,25 @@ def forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
             t = _classes_first(t3[b0:b1, :, sl]).to(dtype)
             valid = None if valid2 is None else valid2[b0:b1, sl].reshape(-1)
             labels = None
-            if part.kind == KIND_LABEL:
-                # DKD needs a class id for every valid row, as
-                # functional.dkd_loss (ignored rows are masked below).
-                labels = labels2[b0:b1, sl].reshape(-1).clamp(0, C - 1)
+            if spec.rule == GroupRule.LABEL:
+                labels = labels2[b0:b1, sl].reshape(-1)
+                if valid is not None:
+                    # An ignored row's label (255) is no class: class 0
+                    # instead keeps its groups non-empty, off the slower
+                    # empty-group path (the row is masked anyway).
+                    labels = torch.where(valid, labels, 0)
+            k = None if row_k is None else row_k[b0:b1, sl].reshape(-1)
             grad_scale = None
             if grad3 is not None:
                 grad_scale = s.new_full(s.shape[1:],
-                                        part.temperature * scale * inv_n)
+                                        spec.temperature * scale * inv_n)
                 if valid is not None:
                     grad_scale = torch.where(valid, grad_scale, 0.)
-            rows, grad = _chunk_loss_grad(s, t, labels, part, grad_scale)
+            rows, grad = _chunk_loss_grad(s, t, labels, k, spec, grad_scale)
             if valid is not None:
                 rows = torch.where(valid, rows, 0.)
             total += rows.sum()
             if grad is not None:
                 grad3[b0:b1, :, sl] = grad.reshape(C, b1 - b0, -1) \
                     .transpose(0, 1)
-    return total * (part.temperature**2 * scale * inv_n)
+    return total * (spec.temperature**2 * scale * inv_n)

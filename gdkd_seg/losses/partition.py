@@ -30,6 +30,10 @@ whose teacher top-k holds a share ``mass`` of the teacher's probability
 
 Groups by the label (``GroupRule.LABEL``): ``{ground-truth class}`` (group
 0) vs the rest (group 1), as DKD.
+
+A new way of forming groups is a :class:`GroupRule` member and its checks
+here, its masks in ``functional._group_masks`` and, for speed, its support
+in the fused kernels (``fused.py``; without it the plain path runs).
 """
 import enum
 import math
@@ -54,10 +58,10 @@ class AdaptiveCut:
 
     Attributes:
         mass (float): the share ``tau`` in ``[0, 1]``.
-        max_k (int, optional): cap on k (default: the number of classes).
+        max_k (int, optional): cap on k (None: the number of classes).
     """
-    mass: float = 0.9
-    max_k: Optional[int] = None
+    mass: float
+    max_k: Optional[int]
 
     def __post_init__(self):
         check_finite('adaptive mass', self.mass)
@@ -83,10 +87,10 @@ class PartitionSpec:
             ``cuts``.
     """
     rule: GroupRule
-    cuts: Tuple[int, ...] = ()
-    group_weight: float = 0.0
-    leaf_weights: Tuple[float, ...] = (1.0, )
-    temperature: float = 1.0
+    cuts: Tuple[int, ...]
+    group_weight: float
+    leaf_weights: Tuple[float, ...]
+    temperature: float
     adaptive: Optional[AdaptiveCut] = None
 
     def __post_init__(self):

@@ -2,11 +2,15 @@
 
 Three implementations, measured in one run so their ratios are meaningful:
 
-* ``reference``: the official code's design (ZaberKo/seg-gdkd style):
-  permute to rows, full softmaxes, group masses clamped to [1.2e-7, 1-1.2e-7],
-  leaf softmaxes built by subtracting ``1000 * mask`` from logits/T.
+* ``reference``: the official code's design (ZaberKo/seg-gdkd's GDKD,
+  ``official_defects.official_gdkd``): permute to rows, full softmaxes,
+  group masses clamped to [1.2e-7, 1-1.2e-7], leaf softmaxes built by
+  subtracting ``1000 * mask`` from logits/T.
 * ``plain``: this package's exact log-space path (``use_fused=False``).
 * ``fused``: this package's fused loss-and-gradient path (default).
+
+With both ``reference`` and ``plain`` run, each shape also prints the plain
+path's time and peak memory as multiples of the reference design's.
 
 Against two floors: bandwidth (read both logit tensors once, write the
 gradient once, at a copy bandwidth measured in the same run) and exponentials
@@ -31,16 +35,18 @@ import statistics
 import sys
 import time
 import weakref
+from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gdkd_seg.losses import DKDLoss, GDKD3Loss, GDKDLoss, KDLoss  # noqa
 from gdkd_seg.losses.fused import fused_partitioned_kl  # noqa
+from official_defects import official_gdkd  # noqa
 
 GPU_SHAPES = ['8x19x64x128', '8x19x512x1024', '8x150x64x128', '4096x1000',
               '65536x1000']
@@ -50,45 +56,16 @@ CPU_SHAPES = ['2x19x64x128', '8x19x64x128', '2x150x64x128', '4096x1000']
 GPU_EXP_RATE = 16 * 132 * 1.98e9
 
 
-def reference_gdkd(student, teacher, k=3, w0=1.0, w1=1.0, w2=2.0,
-                   temperature=1.0):
-    """The official design: masks, clamped masses and a -1000 mask.
-
-    Reproduced for timing only; it is wrong for spreads of ~1000*T and biased
-    by the clamp (REFERENCE.md section 1).
-    """
-    c = student.shape[1]
-    if student.dim() > 2:
-        student = student.permute(0, 2, 3, 1).reshape(-1, c)
-        teacher = teacher.permute(0, 2, 3, 1).reshape(-1, c)
-    teacher = teacher.detach()
-    top = torch.topk(teacher, k, dim=1).indices
-    mask_top = torch.zeros_like(teacher).scatter_(1, top, 1.0)
-    mask_rest = 1.0 - mask_top
-    s, t = student / temperature, teacher / temperature
-    p_s, p_t = F.softmax(s, dim=1), F.softmax(t, dim=1)
-    eps = 1.2e-7
-
-    def masses(p):
-        top_mass = (p * mask_top).sum(1, keepdim=True)
-        rest_mass = (p * mask_rest).sum(1, keepdim=True)
-        return torch.cat([top_mass, rest_mass], 1).clamp(eps, 1 - eps)
-
-    b_s, b_t = masses(p_s), masses(p_t)
-    high = F.kl_div(b_s.log(), b_t, reduction='batchmean')
-    low_top = F.kl_div(
-        F.log_softmax(s - 1000.0 * mask_rest, dim=1),
-        F.log_softmax(t - 1000.0 * mask_rest, dim=1),
-        reduction='batchmean', log_target=True)
-    low_rest = F.kl_div(
-        F.log_softmax(s - 1000.0 * mask_top, dim=1),
-        F.log_softmax(t - 1000.0 * mask_top, dim=1),
-        reduction='batchmean', log_target=True)
-    return (w0 * high + w1 * low_top + w2 * low_rest) * temperature**2
-
-
-LOSSES = {'kd': KDLoss, 'dkd': DKDLoss, 'gdkd': GDKDLoss,
-          'gdkd3': GDKD3Loss}
+LOSSES = {
+    'kd': KDLoss,
+    'dkd': DKDLoss,
+    'gdkd': GDKDLoss,
+    'gdkd3': GDKD3Loss,
+    # Deeper cuts (4 groups) and a per-row cut (the class-loop kernel's
+    # depth), the partitions beyond the four registered defaults.
+    'gdkd_cuts': partial(GDKDLoss, k=(1, 3, 6)),
+    'gdkd_adaptive': partial(GDKDLoss, k='adaptive', max_k=8),
+}
 
 
 def make_method(name, loss):
@@ -97,13 +74,13 @@ def make_method(name, loss):
     ``fused:BLOCK_P:num_warps`` (KERNEL: ``tile`` or ``class_loop``)."""
     if name == 'reference':
         assert loss == 'gdkd', 'the reference design is GDKD'
-        return lambda s, t, y: reference_gdkd(s, t)
+        return lambda s, t, y: official_gdkd(s, t)
     module = LOSSES[loss](use_fused=name != 'plain')
     if name.startswith('fused:'):
         config = tuple(v if v.isalpha() or '_' in v else int(v)
                        for v in name.split(':')[1:])
         return lambda s, t, y: fused_partitioned_kl(
-            s, t, module.partition(), y, config=config)
+            s, t, module.spec, y, config=config)
     return lambda s, t, y: module(s, t, y)
 
 
@@ -328,7 +305,7 @@ def main():
             dtype = getattr(torch, dtype_name)
             s, t, labels = make_inputs(shape, dtype, device,
                                        ignore=args.ignore,
-                                       labels=LOSSES[loss_name].needs_labels)
+                                       labels=loss_name == 'dkd')
             numel, size = s.numel(), s.element_size()
             floor_bw = 3 * numel * size / bandwidth * 1e3
             floor_exp = 2 * numel / exps_per_s * 1e3
@@ -401,6 +378,13 @@ def main():
         print(f"{r['shape']:>14} {r['dtype']:>8} {'floors':>22} "
               f"({r['loss']}) bandwidth {r['floor_bandwidth_ms']:.3f} ms, "
               f"exp {r['floor_exp_ms']:.3f} ms")
+        plain, reference = (r['methods'].get(name) or {}
+                            for name in ('plain', 'reference'))
+        if 'ms' in plain and 'ms' in reference:
+            print(f"{r['shape']:>14} {r['dtype']:>8} "
+                  f"{'plain / reference':>22} time "
+                  f"{plain['ms'] / reference['ms']:.2f}x, peak memory "
+                  f"{plain['peak_bytes'] / reference['peak_bytes']:.2f}x")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(

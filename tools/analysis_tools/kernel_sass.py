@@ -10,6 +10,12 @@ one program per launch); the class loops are unrolled at compile time, so
 that count is what every warp executes. Each warp instruction serves 32
 threads: per pixel = instructions x num_warps / BLOCK_P.
 
+The kernels are compiled as the fused path launches them for the registered
+losses (``KDLoss``, ``DKDLoss``, ``GDKDLoss``, ``GDKD3Loss`` at their
+defaults, or GDKD with other cut points, ``--k``): the compile-time
+constants and weights come from each loss's ``PartitionSpec`` through
+``fused_triton.constexprs`` and ``fused_triton.weights``.
+
 Registers and spills (the thread's stack frame and local memory; the
 kernels have no local arrays) come from the same binary (``cuobjdump
 -res-usage``), for any architecture Triton compiles to. The tools are
@@ -23,11 +29,11 @@ Example::
         --dtypes float32 bfloat16 --out work_dirs/sass.json
 """
 import argparse
-import importlib.util
 import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -35,20 +41,14 @@ from pathlib import Path
 import triton
 from triton.backends.compiler import GPUTarget
 
-# The kernels' module alone (it needs torch and triton, not the OpenMMLab
-# stack that importing the gdkd_seg package brings).
-_spec = importlib.util.spec_from_file_location(
-    'fused_triton', Path(__file__).resolve().parents[2] / 'gdkd_seg' /
-    'losses' / 'fused_triton.py')
-fused_triton = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fused_triton)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from gdkd_seg.losses import DKDLoss, GDKD3Loss, GDKDLoss, KDLoss  # noqa
+from gdkd_seg.losses import fused_triton  # noqa
 
-# (kind, k, groups) of each loss's partition (gdkd_seg.losses.fused.KIND_*).
-LOSSES = {'kd': (0, 1, 1), 'dkd': (1, 1, 2), 'gdkd': (2, 3, 2),
-          'gdkd3': (3, 3, 3)}
+LOSSES = {'kd': KDLoss, 'dkd': DKDLoss, 'gdkd': GDKDLoss,
+          'gdkd3': GDKD3Loss}
 TRITON_DTYPES = {'float32': 'fp32', 'bfloat16': 'bf16', 'float16': 'fp16'}
-FLOAT_ARGS = ('inv_t', 'grad_coef', 'loss_coef', 'w_bin', 'w_g0', 'w_g1',
-              'w_g2', 'num_rows')
+FLOAT_ARGS = ('inv_t', 'grad_coef', 'loss_coef', 'num_rows')
 # SASS opcodes by what they cost (the opcode's stem, before any '.').
 CATEGORIES = {
     'mufu': ('MUFU', ),
@@ -71,16 +71,29 @@ def _tool(name):
                         'backends/nvidia/bin', name)
 
 
-def compile_kernel(kernel, loss, num_classes, dtype, labels, block_p,
-                   num_warps, arch, k=None):
-    """Triton's compiled kernel for one configuration (no GPU needed)."""
-    kind, default_k, groups = LOSSES[loss]
-    k = default_k if k is None or kind < 2 else k
+def loss_spec(loss, k=None, max_k=None):
+    """The registered loss's PartitionSpec, at its defaults; ``k`` (an int,
+    cut points, or 'adaptive' with ``max_k``) for GDKD and GDKD3."""
+    kwargs = {}
+    if loss in ('gdkd', 'gdkd3') and k is not None:
+        kwargs['k'] = k
+        if k == 'adaptive':
+            kwargs['max_k'] = max_k
+    return LOSSES[loss](**kwargs).spec
+
+
+def compile_kernel(kernel, spec, num_classes, dtype, ignore, block_p,
+                   num_warps, arch):
+    """Triton's compiled kernel for one configuration (no GPU needed): the
+    compile-time constants and weights come from ``spec`` as in
+    ``fused_triton.launch``; ``ignore``: with an ignore mask."""
     fn = (fused_triton._class_loop_kernel if kernel == 'class_loop' else
-          fused_triton._partitioned_kl_kernel)
+          fused_triton._tile_kernel)
     elem = '*' + TRITON_DTYPES[dtype]
-    constexprs = dict(KIND=kind, K=k, NUM_GROUPS=groups, HAS_LABELS=labels,
-                      COUNT_ON_DEVICE=labels, WRITE_GRAD=True,
+    labels = ignore or spec.needs_labels
+    constexprs = dict(fused_triton.constexprs(spec, num_classes),
+                      HAS_LABELS=labels, HAS_IGNORE=ignore,
+                      COUNT_ON_DEVICE=ignore, WRITE_GRAD=True,
                       BLOCK_P=block_p)
     if kernel == 'class_loop':
         constexprs['C'] = num_classes
@@ -96,10 +109,12 @@ def compile_kernel(kernel, loss, num_classes, dtype, labels, block_p,
             signature[name] = elem
         elif name == 'lab_ptr':
             signature[name] = '*i64'
-        elif name == 'ticket_ptr':
+        elif name in ('ticket_ptr', 'k_ptr'):
             signature[name] = '*i32'
         elif name.endswith('_ptr'):
             signature[name] = '*fp32'
+        elif name == 'weights':
+            signature[name] = ('fp32', ) * len(fused_triton.weights(spec))
         elif name in FLOAT_ARGS:
             signature[name] = 'fp32'
         else:
@@ -165,14 +180,16 @@ def parse_args():
     parser.add_argument('--classes', nargs='+', type=int, default=[19])
     parser.add_argument('--dtypes', nargs='+', default=['float32'],
                         choices=list(TRITON_DTYPES))
-    parser.add_argument('--kernels', nargs='+',
-                        default=list(fused_triton.KERNELS),
+    parser.add_argument('--kernels', nargs='+', default=['tile', 'class_loop'],
                         choices=list(fused_triton.KERNELS))
     parser.add_argument('--configs', nargs='*', default=[],
                         help='BLOCK_P:num_warps to compile besides each '
                         "kernel's default")
-    parser.add_argument('--k', type=int,
-                        help='top-k size of gdkd/gdkd3 (default 3)')
+    parser.add_argument('--k', nargs='+',
+                        help="gdkd: a cut point, several (e.g. 1 3 6) or "
+                        "'adaptive'; gdkd3: its k (default: the loss's)")
+    parser.add_argument('--max-k', type=int,
+                        help="cap on the adaptive cut (--k adaptive)")
     parser.add_argument('--labels', action='store_true',
                         help='with an ignore mask (labels read)')
     parser.add_argument('--arch', type=int, default=90,
@@ -190,24 +207,39 @@ def main():
     print(f"{'loss':6} {'C':>4} {'dtype':9} {'kernel':10} {'cfg':>6} "
           f"{'instr/px':>8} {'mufu':>5} {'shfl':>5} {'mem':>5} {'fp32':>6} "
           f"{'regs':>4} {'spill':>5} {'x tile':>6}")
+    k = args.k
+    if k is not None and k != ['adaptive']:
+        k = tuple(int(v) for v in k)
+        k = k[0] if len(k) == 1 else k
+    elif k is not None:
+        k = 'adaptive'
     for loss in args.losses:
+        spec = loss_spec(loss, k, args.max_k)
         for num_classes in args.classes:
             for dtype in args.dtypes:
                 tile = None
                 for kernel in args.kernels:
+                    problem = fused_triton.limit_error(kernel, spec,
+                                                       num_classes)
+                    if problem:
+                        print(f'{loss:6} {num_classes:>4} {dtype:9} '
+                              f'{kernel:10} skipped: {problem}')
+                        continue
                     configs = [fused_triton.default_config(num_classes,
                                                            kernel)]
                     configs += [tuple(int(v) for v in c.split(':'))
                                 for c in args.configs]
                     for block_p, num_warps in dict.fromkeys(configs):
                         compiled = compile_kernel(
-                            kernel, loss, num_classes, dtype, args.labels,
-                            block_p, num_warps, args.arch, args.k)
+                            kernel, spec, num_classes, dtype, args.labels,
+                            block_p, num_warps, args.arch)
                         r = analyse(compiled, block_p, num_warps)
                         r.update(loss=loss, classes=num_classes, dtype=dtype,
                                  kernel=kernel, block_p=block_p,
                                  num_warps=num_warps, labels=args.labels,
-                                 k=args.k or LOSSES[loss][1],
+                                 cuts=list(spec.cuts),
+                                 adaptive_max_k=spec.adaptive and (
+                                     spec.adaptive.max_k or num_classes),
                                  triton=triton.__version__, arch=args.arch)
                         results.append(r)
                         if kernel == 'tile' and tile is None:

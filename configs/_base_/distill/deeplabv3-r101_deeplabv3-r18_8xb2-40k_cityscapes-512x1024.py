@@ -1,6 +1,7 @@
-# DeepLabV3-R101 teacher (mmseg model zoo, 80.20 val mIoU) -> deeplabv3-r18 student,
-# on the student baseline's data, schedule and runtime. Method configs fill in
-# `distill_losses`.
+# Teacher: DeepLabV3-R101-D8 from mmseg's model zoo (Cityscapes, 80k
+# iterations, 80.20 val mIoU; mmseg's deeplabv3/metafile.yaml). Student:
+# DeepLabV3-R18-D8 on its own data, schedule and runtime. Method configs fill
+# in distill_losses.
 _base_ = '../../baselines/deeplabv3-r18_8xb2-40k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 teacher_ckpt = 'https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/deeplabv3_r101-d8_512x1024_80k_cityscapes/deeplabv3_r101-d8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth'  # noqa: E501

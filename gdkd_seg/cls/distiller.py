@@ -6,11 +6,12 @@ mmpretrain, which segmentation users may not have).
 from typing import Dict, List, Optional
 
 import torch
+from mmpretrain.models.heads import ArcFaceClsHead, ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
-from .base import BaseDistiller, ModelSpec, resolve_model_cfg
+from ..distillers.base import BaseDistiller, ModelSpec, resolve_model_cfg
 
 #: classification has no ignore label: the losses' default (255, mmseg's)
 #: would silently drop class 255 of ImageNet.
@@ -38,6 +39,13 @@ class ClsDistiller(BaseDistiller):
             distill_losses=dict(head=dict(
                 type='GDKDLoss', k=5, temperature=4, w0=1, w1=2, w2=8)),
             warmup_epochs=20)
+
+    The student's head runs once per step; its logits feed its own loss
+    (``ClsHead._get_loss``, the step of ``ClsHead.loss`` after the forward:
+    mmpretrain's counterpart of mmseg's ``loss_by_feat``) and the
+    distillation loss. So the student's head must be a single-label
+    ``ClsHead`` whose loss is computed that way (not ``ArcFaceClsHead``,
+    whose forward takes the labels).
 
     Args:
         student (str | dict): an mmpretrain ``ImageClassifier`` dict or a
@@ -82,6 +90,12 @@ class ClsDistiller(BaseDistiller):
                                                         self.teacher)):
             if getattr(model, 'head', None) is None:
                 raise ValueError(f'the {role} has no classification head')
+        head = self.student.head
+        if not isinstance(head, ClsHead) or isinstance(head, ArcFaceClsHead):
+            raise TypeError(
+                f'the student head is a {type(head).__name__}; ClsDistiller '
+                'needs a single-label ClsHead whose loss is ClsHead._get_loss '
+                'on its forward (e.g. LinearClsHead)')
         self.check_class_counts(
             getattr(self.student.head, 'num_classes', None),
             getattr(self.teacher.head, 'num_classes', None))
@@ -94,11 +108,10 @@ class ClsDistiller(BaseDistiller):
     def loss(self, inputs: Tensor,
              data_samples: List[DataSample]) -> Dict[str, Tensor]:
         """The student's head losses plus the distillation loss."""
-        feats = self.student.extract_feat(inputs)
-        losses = self.student.head.loss(feats, data_samples)
+        student_logits = self.student.head(self.student.extract_feat(inputs))
+        losses = self.student.head._get_loss(student_logits, data_samples)
         # mmengine logs the total as 'loss'; keep the head's own term apart.
         losses['loss_cls'] = losses.pop('loss')
-        student_logits = self.student.head(feats)
         with self.teacher_context(inputs.device):
             teacher_logits = self.teacher.head(
                 self.teacher.extract_feat(inputs))

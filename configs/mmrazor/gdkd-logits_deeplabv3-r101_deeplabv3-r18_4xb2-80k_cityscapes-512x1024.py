@@ -15,7 +15,7 @@ teacher_ckpt = 'https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/dee
 teacher_cfg_path = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py'  # noqa: E501
 student_cfg_path = 'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py'  # noqa: E501
 
-# The official seg-gdkd setting (k=3, T=1, w=(1, 1, 2)); the auxiliary FCN
+# The official Cityscapes setting (ZaberKo/seg-gdkd: k=3, T=1, w=(1, 1, 2));
 # head is distilled with weight 0.4, as in the CIRKD protocol.
 gdkd = dict(
     type='mmseg.GDKDLoss', k=3, temperature=1.0, w0=1.0, w1=1.0, w2=2.0)

@@ -1,0 +1,11 @@
+_base_ = '../_base_/distill/deeplabv3-r101_deeplabv3-r18_4xb4-40k_voc12aug-512x512.py'  # noqa: E501
+# GDKD with the official Cityscapes setting k=3, T=1, w0=1, w1=1, w2=2
+# (ZaberKo/seg-gdkd); the authors published none for Pascal VOC.
+distill_loss = dict(
+    type='GDKDLoss', k=3, temperature=1.0, w0=1.0, w1=1.0, w2=2.0)
+# Decode-head logits at 1/8 resolution; the auxiliary FCN head with
+# weight 0.4 (the CIRKD protocol).
+model = dict(
+    distill_losses=dict(
+        decode_head=distill_loss,
+        auxiliary_head=dict(distill_loss, loss_weight=0.4)))

@@ -1,0 +1,361 @@
+"""tools/sweep.py: specs checked before training, the report's numbers,
+resuming, and workers sharing one SQLite study.
+
+Most tests train with tests/fixtures/fake_train.py (tools/train.py's command
+line; mIoU = 10*k + w2 + beta + seed/10), so every number of the report is
+known; one slow test trains the demo config for real.
+"""
+import importlib.util
+import json
+import multiprocessing
+import os
+import os.path as osp
+import signal
+import time
+
+import optuna
+import pytest
+
+from gdkd_seg.apis import best_metric
+from gdkd_seg.sweep import (SweepSpecError, collect_results, parse_grid,
+                            parse_range, plan_sweep, run_sweep, write_report)
+from gdkd_seg.sweep.claims import Claims
+from gdkd_seg.sweep.space import apply_point, config_paths
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+FAKE_TRAIN = osp.join(ROOT, 'tests', 'fixtures', 'fake_train.py')
+DEMO = 'configs/demo/{}_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_' \
+    'synthetic-cityscapes-128x256.py'
+GDKD, DKD = DEMO.format('gdkd'), DEMO.format('dkd')
+K = 'model.distill_losses.*.k'
+W2 = 'model.distill_losses.*.w2'
+BETA = 'model.distill_losses.*.beta'
+
+
+def fake_runs(log):
+    if not osp.isfile(log):
+        return []
+    with open(log) as f:
+        return [json.loads(line) for line in f]
+
+
+def table_rows(work_dir):
+    with open(osp.join(work_dir, 'sweep.md')) as f:
+        return [line for line in f if line.startswith('| ')][2:]
+
+
+def test_specs_parse_and_name_what_is_wrong():
+    param = parse_grid('a.b=1, 2.5,adaptive,"x",None')
+    assert param.choices == (1, 2.5, 'adaptive', 'x', None)
+    param = parse_range('w2=1:16:log')
+    assert (param.low, param.high, param.log) == (1, 16, True)
+    assert parse_range('k=1|3').choices == (1, 3)
+    for spec, message in [('k=', 'the grid is empty'),
+                          ('k=1,,2', 'an empty value'),
+                          ('k=1,1', 'listed twice'),
+                          ('k=[1,', 'does not parse'),
+                          ('k=[1,2]', 'must be numbers, strings'),
+                          ('k', 'write KEY=VALUES')]:
+        with pytest.raises(SweepSpecError, match=message):
+            parse_grid(spec)
+    for spec, message in [('w2=8:1', 'LOW must be below HIGH'),
+                          ('w2=0:8:log', 'log range needs LOW > 0'),
+                          ('w2=1:x', 'not a number'),
+                          ('w2=1:8:ln', 'KEY=LOW:HIGH:log')]:
+        with pytest.raises(SweepSpecError, match=message):
+            parse_range(spec)
+
+
+def test_bad_input_fails_before_anything_trains(tmp_path):
+
+    def plan(*params, configs=(GDKD, DKD), **kwargs):
+        return plan_sweep(
+            list(configs),
+            list(params), [0],
+            str(tmp_path / 'run'),
+            train_script=FAKE_TRAIN,
+            **kwargs)
+
+    with pytest.raises(
+            SweepSpecError,
+            match=r"unknown config key 'model\.distill_losses\."
+            r"decode_head\.kk'.*decode_head has no 'kk' \(it "
+            r'has: type, k, temperature'):
+        plan(parse_grid('model.distill_losses.decode_head.kk=1,2'))
+    with pytest.raises(
+            SweepSpecError,
+            match="'three' does not parse as a "
+            'number.*decode_head.k is 3'):
+        plan(parse_grid(f'{K}=1,three'))
+    with pytest.raises(SweepSpecError, match='seeds must be distinct'):
+        plan_sweep([GDKD], [], [0, 0], str(tmp_path), FAKE_TRAIN)
+    with pytest.raises(SweepSpecError, match='needs --search tpe'):
+        plan(parse_range(f'{W2}=1:8'))
+    with pytest.raises(SweepSpecError, match='needs --trials'):
+        plan(parse_range(f'{W2}=1:8'), search='tpe')
+    with pytest.raises(FileNotFoundError, match='missing.py'):
+        plan(configs=['configs/missing.py'])
+    # A quoted word is a string on purpose; keys apply where they exist.
+    sweep = plan(parse_grid(f"{K}=3,'adaptive'"), parse_grid(f'{BETA}=2'))
+    assert [[p.key for p in t.params] for t in sweep.targets] == [[K], [BETA]]
+    assert [t.label for t in sweep.targets] == ['gdkd', 'dkd']
+    assert not (tmp_path / 'run').exists()
+
+    # The command line reports the error and exits before creating DIR.
+    spec = importlib.util.spec_from_file_location('sweep_tool',
+                                                  'tools/sweep.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit, match='sweep: unknown config key'):
+        tool.main([
+            GDKD, '--grid', 'model.nope=1', '--work-dir',
+            str(tmp_path / 'cli')
+        ])
+    with pytest.raises(SystemExit, match='the grid is empty'):
+        tool.main(
+            [GDKD, '--grid', f'{K}=', '--work-dir',
+             str(tmp_path / 'cli')])
+    assert not (tmp_path / 'cli').exists()
+
+
+def test_keys_reach_both_heads_and_a_teacher_given_as_a_config_path():
+    from mmengine.config import Config
+    cfg = Config.fromfile(GDKD)
+    assert config_paths(cfg, K) == [
+        ('model', 'distill_losses', 'decode_head', 'k'),
+        ('model', 'distill_losses', 'auxiliary_head', 'k')
+    ]
+    assert isinstance(cfg.model.teacher, str)
+    apply_point(cfg, {K: 5, 'model.teacher.backbone.depth': 34})
+    assert cfg.model.distill_losses.auxiliary_head.k == 5
+    assert cfg.model.distill_losses.auxiliary_head.loss_weight == 0.4
+    assert cfg.model.teacher.backbone.depth == 34
+    assert cfg.model.teacher.type == 'EncoderDecoder'
+
+
+def test_claims_let_one_worker_through_and_take_over_dead_ones(tmp_path):
+    url = f'sqlite:///{tmp_path}/claims.db'
+    first, second = Claims(url), Claims(url)
+    assert first.acquire('s', 'p', trial=0) is None
+    held = second.acquire('s', 'p', trial=1)
+    assert held is not None and held.owner == first.owner
+    assert second.held_elsewhere('s', 'p')
+    first.release('s', 'p')
+    assert second.acquire('s', 'p', trial=1) is None
+    # A holder on this host whose process is gone, or one elsewhere that
+    # stopped beating, is dead.
+    with second.engine.begin() as conn:
+        conn.execute(second.table.update().values(
+            owner=f'{second.host}:{2**22 + 7}:dead'))
+    assert first.acquire('s', 'p', trial=2) is None
+    with first.engine.begin() as conn:
+        conn.execute(first.table.update().values(
+            owner='elsewhere:1:x', heartbeat=time.time() - 601))
+    assert second.acquire('s', 'p', trial=3) is None
+    assert first.get('s', 'p').trial == 3
+
+
+def test_grid_over_seeds_writes_the_report_and_a_rerun_trains_nothing(
+        tmp_path, monkeypatch):
+    log = str(tmp_path / 'runs.jsonl')
+    monkeypatch.setenv('FAKE_TRAIN_LOG', log)
+    work = str(tmp_path / 'sweep')
+    sweep = plan_sweep([GDKD, DKD], [
+        parse_grid(f'{K}=1,3'),
+        parse_grid(f'{W2}=1,8'),
+        parse_grid(f'{BETA}=2')
+    ], [0, 1],
+                       work,
+                       train_script=FAKE_TRAIN)
+    lines = []
+    assert run_sweep(sweep, log=lines.append) == 10
+    assert any('eta' in line for line in lines)
+    paths = write_report(collect_results(sweep), work)
+    assert all(osp.getsize(p) > 0 for p in paths)
+
+    rows = table_rows(work)
+    assert len(rows) == 5
+    assert rows[0] == ('| gdkd | 1 | 1 |  | 11.00 | 11.10 | 11.05 ± 0.07 '
+                       '| -27.00 ± 0.00 |\n')
+    assert rows[3] == ('| gdkd | 3 | 8 |  | 38.00 | 38.10 | **38.05 ± 0.07**'
+                       ' | +0.00 ± 0.00 |\n')
+    assert rows[4] == ('| dkd |  |  | 2 | 2.00 | 2.10 | **2.05 ± 0.07** | '
+                       '-36.00 ± 0.00 |\n')
+    with open(paths[1]) as f:
+        results = json.load(f)
+    gdkd = results['targets'][0]
+    assert gdkd['keys'] == {K: 'k', W2: 'w2'}
+    assert [len(p['seeds']) for p in gdkd['points']] == [2, 2, 2, 2]
+    point = gdkd['points'][1]
+    assert point['params'] == {K: 1, W2: 8}
+    assert [point['seeds'][s]['value'] for s in '01'] == [18.0, 18.1]
+    assert point['seeds']['1']['work_dir'].endswith('gdkd/k=1_w2=8/seed1')
+    assert point['mean'] == pytest.approx(18.05)
+
+    assert run_sweep(sweep, log=lines.append) == 0
+    assert len(fake_runs(log)) == 10
+    assert sorted((r['k'], r['w2'], r['seed']) for r in fake_runs(log)
+                  if r['type'] == 'GDKDLoss') == [(k, w2, s) for k in (1, 3)
+                                                  for w2 in (1, 8)
+                                                  for s in (0, 1)]
+    # Other settings on the same DIR would mix numbers: refused.
+    other = plan_sweep([GDKD], [parse_grid(f'{K}=1,3')], [0, 1, 2],
+                       work,
+                       train_script=FAKE_TRAIN)
+    with pytest.raises(ValueError, match='was started with other settings'):
+        run_sweep(other)
+
+
+def test_tpe_search_trains_the_requested_number_of_points(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv('FAKE_TRAIN_LOG', str(tmp_path / 'runs.jsonl'))
+    work = str(tmp_path / 'tpe')
+    sweep = plan_sweep([GDKD],
+                       [parse_range(f'{W2}=1:8'),
+                        parse_range(f'{K}=1|3')], [0],
+                       work,
+                       train_script=FAKE_TRAIN,
+                       search='tpe',
+                       trials=3)
+    run_sweep(sweep, log=lambda line: None)
+    results = collect_results(sweep)
+    points = results['targets'][0]['points']
+    assert len(points) == 3
+    for point in points:
+        k, w2 = point['params'][K], point['params'][W2]
+        assert k in (1, 3) and 1 <= w2 <= 8
+        assert point['mean'] == pytest.approx(10 * k + w2)
+
+
+def test_difference_to_the_reference_is_taken_seed_by_seed():
+    from gdkd_seg.sweep.report import markdown_table
+
+    def point(k, values):
+        return dict(
+            params={K: k},
+            done=True,
+            seeds={
+                str(s): dict(value=v)
+                for s, v in enumerate(values)
+            },
+            mean=sum(values) / 2,
+            std=abs(values[0] - values[1]) / 2**0.5)
+
+    results = dict(
+        metric='mIoU',
+        mode='max',
+        seeds=[0, 1],
+        targets=[
+            dict(
+                label='gdkd',
+                keys={K: 'k'},
+                points=[point(1, [10.0, 14.0]),
+                        point(3, [11.0, 14.0])])
+        ])
+    rows = markdown_table(results).splitlines()[2:4]
+    # Means differ by 0.5; per seed by -1 and 0: mean -0.5, std 0.71.
+    assert rows[0].endswith('| 12.00 ± 2.83 | -0.50 ± 0.71 |')
+    assert rows[1].endswith('| **12.50 ± 2.12** | +0.00 ± 0.00 |')
+
+
+def start_worker(sweep, env):
+    """A worker process sharing nothing with the test but the database
+    (forked: no second import of torch and mmseg)."""
+
+    def work():
+        os.setpgrp()  # killpg then stops it with its training run
+        os.environ.update(env)
+        run_sweep(
+            sweep,
+            log=lambda line: None,
+            after_point=lambda: write_report(
+                collect_results(sweep), sweep.work_dir))
+
+    process = multiprocessing.get_context('fork').Process(target=work)
+    process.start()
+    return process
+
+
+def test_a_killed_sweep_resumes_without_retraining(tmp_path):
+    log = str(tmp_path / 'runs.jsonl')
+    sweep = plan_sweep(
+        [GDKD],
+        [parse_grid(f'{K}=2'), parse_grid(f'{W2}=1,8')], [0, 1],
+        str(tmp_path / 'sweep'),
+        train_script=FAKE_TRAIN)
+    env = dict(FAKE_TRAIN_LOG=log, FAKE_TRAIN_SECONDS='1')
+    worker = start_worker(sweep, env)
+    deadline = time.time() + 120
+    while len(fake_runs(log)) < 4 and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(worker.pid, signal.SIGKILL)  # mid-way through the last run
+    worker.join()
+    assert len(fake_runs(log)) == 4
+    assert len(table_rows(sweep.work_dir)) == 2  # written after point one
+
+    again = start_worker(sweep, env)
+    again.join()
+    assert again.exitcode == 0
+    runs = [(r['w2'], r['seed']) for r in fake_runs(log)]
+    assert sorted(runs[:4]) == [(1, 0), (1, 1), (8, 0), (8, 1)]
+    assert runs[4:] == runs[3:4]  # only the run that was cut off
+    assert [row.split(' | ')[-2] for row in table_rows(sweep.work_dir)
+            ] == ['21.05 ± 0.07', '**28.05 ± 0.07**']
+    study = optuna.load_study(study_name='sweep/gdkd', storage=sweep.storage)
+    states = [t.state.name for t in study.trials]
+    assert states.count('COMPLETE') == 2 and 'RUNNING' not in states
+
+
+def test_two_workers_share_one_study_and_train_each_point_once(tmp_path):
+    log = str(tmp_path / 'runs.jsonl')
+    sweep = plan_sweep([GDKD],
+                       [parse_grid(f'{K}=1,3'),
+                        parse_grid(f'{W2}=1,8')], [0],
+                       str(tmp_path / 'sweep'),
+                       train_script=FAKE_TRAIN)
+    env = dict(FAKE_TRAIN_LOG=log, FAKE_TRAIN_SECONDS='1.5')
+    workers = [start_worker(sweep, env) for _ in range(2)]
+    for worker in workers:
+        worker.join()
+    assert [w.exitcode for w in workers] == [0, 0]
+    runs = fake_runs(log)
+    assert sorted((r['k'], r['w2'], r['seed']) for r in runs) == [(1, 1, 0),
+                                                                  (1, 8, 0),
+                                                                  (3, 1, 0),
+                                                                  (3, 8, 0)]
+    assert {r['pid'] for r in runs} == {w.pid for w in workers}
+    assert len(table_rows(sweep.work_dir)) == 4
+
+
+@pytest.mark.slow
+def test_demo_config_trains_for_real_and_scores_its_logged_miou(tmp_path):
+    from gdkd_seg.datasets.synthetic_cityscapes import \
+        generate_synthetic_cityscapes
+    data = str(tmp_path / 'data')
+    generate_synthetic_cityscapes(data, num_train=4, num_val=2, seed=0)
+    work = str(tmp_path / 'sweep')
+    loader = dict(num_workers=0, persistent_workers=False,
+                  dataset=dict(data_root=data))
+    sweep = plan_sweep(
+        [GDKD], [parse_grid(f'{K}=2')], [3], work,
+        train_script=osp.join(ROOT, 'tools', 'train.py'),
+        cfg_options={
+            'model.teacher_ckpt': None,
+            'train_cfg.max_iters': 1,
+            'train_cfg.val_interval': 1,
+            'param_scheduler.0.end': 1,
+            'default_hooks.checkpoint.interval': 1,
+            'train_dataloader': dict(loader, batch_size=2),
+            'val_dataloader': loader
+        },
+        env=dict(OMP_NUM_THREADS='1'))
+    assert run_sweep(sweep, log=lambda line: None) == 1
+    point = collect_results(sweep)['targets'][0]['points'][0]
+    seed = point['seeds']['3']
+    assert seed['work_dir'].endswith('gdkd/k=2/seed3')
+    assert (seed['value'], seed['step']) == best_metric(seed['work_dir'])
+    assert 0 <= seed['value'] <= 100
+    from mmengine.config import Config
+    ran = Config.fromfile(osp.join(seed['work_dir'], 'sweep_config.py'))
+    assert ran.randomness.seed == 3
+    assert ran.model.distill_losses.auxiliary_head.k == 2
