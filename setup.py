@@ -33,8 +33,9 @@ setup(
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
     extras_require={
-        # mmcv is not declared by default: full mmcv (GPU) and mmcv-lite both
-        # provide the `mmcv` package and must not be installed together.
+        # mmcv is not declared by default: full mmcv (compiled ops) and
+        # mmcv-lite both provide the `mmcv` package and must not be installed
+        # together. Tested: Python 3.11, torch 2.14.1 (README, Install).
         'lite': read_requirements('mmcv_lite.txt'),
         'full': ['mmcv>=2.0.0rc4,<2.2.0'],
         'cityscapes': ['cityscapesscripts'],

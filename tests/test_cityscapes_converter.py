@@ -1,4 +1,5 @@
-"""tools/dataset_converters/cityscapes.py turns polygons into trainIds."""
+"""tools/dataset_converters/cityscapes.py (mmseg's converter) turns polygons
+into trainIds and writes the split lists."""
 import json
 import os.path as osp
 import subprocess
@@ -15,6 +16,8 @@ def test_polygons_become_label_train_ids(tmp_path):
     pytest.importorskip('cityscapesscripts')
     city = tmp_path / 'gtFine' / 'val' / 'lindau'
     city.mkdir(parents=True)
+    for split in ('train', 'test'):  # present, empty here
+        (tmp_path / 'gtFine' / split).mkdir()
     polygons = {
         'imgHeight': 16, 'imgWidth': 32,
         'objects': [
@@ -26,7 +29,11 @@ def test_polygons_become_label_train_ids(tmp_path):
     (city / 'lindau_000000_000019_gtFine_polygons.json').write_text(
         json.dumps(polygons))
     subprocess.run([sys.executable, 'tools/dataset_converters/cityscapes.py',
-                    str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
+                    str(tmp_path), '-o', str(tmp_path / 'splits')],
+                   cwd=ROOT, check=True, capture_output=True)
+    assert (tmp_path / 'splits' / 'val.txt').read_text() == \
+        'lindau/lindau_000000_000019\n'
+    assert (tmp_path / 'splits' / 'train.txt').read_text() == ''
     label = np.array(Image.open(
         city / 'lindau_000000_000019_gtFine_labelTrainIds.png'))
     assert label.shape == (16, 32)

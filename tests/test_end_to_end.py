@@ -23,10 +23,11 @@ GDKD = osp.join(DEMO, 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_'
                 'synthetic-cityscapes-128x256.py')
 
 
-def run(args, expect_rc=0, env=None):
+def run(args, expect_rc=0, env=None, unset=()):
+    environ = {k: v for k, v in os.environ.items() if k not in unset}
     proc = subprocess.run(
         args, capture_output=True, text=True, cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
+        env=dict(environ, PYTHONPATH=ROOT + os.pathsep +
                  osp.join(ROOT, 'tests'), **(env or {})))
     assert proc.returncode == expect_rc, proc.stdout[-3000:] + \
         proc.stderr[-3000:]
@@ -112,32 +113,41 @@ def test_train_crash_resume_test_export(workspace):
     exported, config = str(root / 'student.pth'), str(root / 'student.py')
     run([sys.executable, 'tools/export_student.py', GDKD,
          osp.join(straight, 'iter_4.pth'), exported, '--out-config', config])
-    import mmseg
-    mmseg_test = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools',
-                          'test.py')
-    # mmseg's own script on the exported config (a plain EncoderDecoder, no
-    # custom_imports); gdkd_seg is imported first only for its compat layer,
-    # which mmseg needs with mmcv-lite.
+    # mmseg's own tools/test.py on the exported config (a plain
+    # EncoderDecoder, no custom_imports), run by tools/mmseg_tool.py, which
+    # imports gdkd_seg first only for its compat layer (mmcv-lite).
     log = run([
-        sys.executable, '-c',
-        'import runpy, sys; import gdkd_seg; sys.argv = sys.argv[1:]; '
-        f'runpy.run_path({mmseg_test!r}, run_name="__main__")', mmseg_test,
-        config, exported, '--work-dir',
-        str(root / 'mmseg_test'), '--cfg-options',
+        sys.executable, 'tools/mmseg_tool.py', 'test', config, exported,
+        '--work-dir', str(root / 'mmseg_test'), '--cfg-options',
         f'test_dataloader.dataset.data_root={data}'
     ])
     assert float(re.findall(r'mIoU: ([\d.]+)', log)[-1]) == ours
 
 
 def test_ddp_two_processes_with_torchrun(workspace):
+    """tools/dist_train.sh from a shell where nothing is activated: no
+    PYTHON, no VIRTUAL_ENV, no .venv/bin on PATH; the launcher finds the
+    project's .venv itself (without one, it is given this Python)."""
     root, data = workspace
     work_dir = str(root / 'ddp')
+    venv_python = osp.join(ROOT, '.venv', 'bin', 'python')
+    env = dict(PORT=str(29500 + os.getpid() % 1000),
+               OMP_NUM_THREADS='1')  # two processes share two cores
+    if osp.isfile(venv_python):
+        env['PATH'] = os.pathsep.join(
+            p for p in os.environ['PATH'].split(os.pathsep)
+            if not osp.realpath(p).startswith(osp.realpath(ROOT)))
+    else:
+        env['PYTHON'] = sys.executable
     log = run([
         'bash', 'tools/dist_train.sh', GDKD, '2', '--work-dir', work_dir,
         *student_options(data, str(root / 'teacher' / 'iter_2.pth'), 2,
                          batch=2)
-    ], env=dict(PORT=str(29500 + os.getpid() % 1000), PYTHON=sys.executable,
-                OMP_NUM_THREADS='1'))  # two processes share two cores
+    ], env=env, unset=('PYTHON', 'VIRTUAL_ENV', 'VENV'))
+    if osp.isfile(venv_python):
+        assert f'dist_launch: {venv_python} -m torch.distributed.run' in log
     assert 'Distributed launcher: pytorch' in log or 'world_size: 2' in log
     assert 'declares a total batch of 8' in log  # 2 x 2 != 1 x 8
+    if not torch.cuda.is_available():  # each process logs its changes
+        assert log.count('-> CPUDistributedDataParallel') == 2
     assert osp.isfile(osp.join(work_dir, 'iter_2.pth'))

@@ -8,6 +8,7 @@ checkpoint must export to a plain mmseg student.
 """
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -37,6 +38,16 @@ def _python(code: str) -> subprocess.CompletedProcess:
                           capture_output=True,
                           text=True,
                           cwd=REPO)
+
+
+def _cli(*args: str) -> str:
+    """A repository tool run as a user runs it; its stdout and stderr."""
+    proc = subprocess.run([sys.executable, *args],
+                          capture_output=True,
+                          text=True,
+                          cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
 
 
 def test_import_gdkd_seg_leaves_mmrazor_and_mmpretrain_alone():
@@ -230,3 +241,37 @@ def test_checkpoint_exports_to_a_plain_mmseg_student(run):
     x = torch.randn(1, 3, *CROP)
     with torch.no_grad():
         torch.testing.assert_close(plain(x), distilled(x))
+
+
+@pytest.mark.slow
+def test_cli_export_is_tested_by_plain_mmseg(run, tmp_path):
+    """tools/export_student.py on the shipped config (its student given by
+    ``cfg_path``) and mmrazor's checkpoint, then mmseg's own tools/test.py
+    on what it wrote."""
+    from mmengine.config import Config
+    student, config = str(tmp_path / 'student.pth'), str(tmp_path / 'stu.py')
+    _cli('tools/export_student.py', CONFIG,
+         osp.join(run.work_dir, f'iter_{ITERS}.pth'), student,
+         '--out-config', config)
+    exported = Config.fromfile(config)
+    assert exported.model.type == 'EncoderDecoder'
+    assert exported.val_cfg.type == 'ValLoop'
+    assert 'custom_imports' not in exported
+    weights = torch.load(student, weights_only=True)['state_dict']
+    live = run.model.student.state_dict()
+    assert weights.keys() == live.keys()
+    for key, value in live.items():
+        torch.testing.assert_close(weights[key], value, msg=key)
+
+    # The toy data is a train split of 64 x 128 images.
+    data_root = run.cfg.train_dataloader.dataset.data_root
+    log = _cli(
+        'tools/mmseg_tool.py', 'test', config, student, '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={data_root}',
+        'test_dataloader.dataset.data_prefix.img_path=leftImg8bit/train',
+        'test_dataloader.dataset.data_prefix.seg_map_path=gtFine/train',
+        f'test_dataloader.dataset.pipeline.1.scale={CROP[::-1]}'.replace(
+            ' ', ''), 'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False')
+    assert re.search(r'mIoU: \d+\.\d+', log), log[-2000:]

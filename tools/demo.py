@@ -19,13 +19,14 @@ import argparse
 import json
 import os
 import os.path as osp
-import re
 import shutil
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+from gdkd_seg.apis import read_scalars
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs', 'demo')
@@ -39,11 +40,15 @@ RUNS = {
     'cityscapes-128x256.py',
     'GDKD': 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
     'cityscapes-128x256.py',
-    # Opt-in (--methods ... GDKD-adaptive): per-pixel k (issue: adaptive k).
+    # Opt-in (--methods ... GDKD3 GDKD-adaptive): the three-group split
+    # top-1 / top-2..k / rest, and per-pixel k.
+    'GDKD3': 'gdkd3_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
+    'cityscapes-128x256.py',
     'GDKD-adaptive': 'gdkd-adaptive_deeplabv3-r18_deeplabv3-r18w16_1xb8-'
     '300it_synthetic-cityscapes-128x256.py',
 }
 DEFAULT_METHODS = ['student', 'KD', 'DKD', 'GDKD']
+POLL_SECONDS = 2  # how often the run's scalars.json is read
 
 
 def parse_args():
@@ -65,18 +70,104 @@ def parse_args():
     return parser.parse_args()
 
 
+#: Seconds per training iteration of each kind of run relative to the
+#: student's, for the kinds not measured yet: teacher (DeepLabV3-R18) steps,
+#: student (R18 at width 16) steps, and distilled student steps (a student
+#: step plus a teacher forward). From the demo's 300-iteration runs on the
+#: idle 2-core VM (wall times 3:54, 1:01 and about 2:00, less ~15 s of
+#: start-up and validation each); the ETA scales them by the runs measured
+#: so far. Under heavy CPU contention the ratios shrink (teacher ~1.8x).
+RELATIVE_ITER_COST = {'teacher': 4.5, 'student': 1.0, 'distilled': 2.2}
+
+
+def run_kind(name: str) -> str:
+    """'teacher', 'student' or 'distilled' (every distillation method)."""
+    return name if name in ('teacher', 'student') else 'distilled'
+
+
+class RunCostEstimator:
+    """Remaining wall time of a sequence of training runs.
+
+    A run costs a fixed overhead (start-up, model building, validation,
+    checkpoints) plus ``iters`` times its seconds per iteration, which
+    depend on the kind of run. Both are measured from the runs done so far:
+    the seconds per iteration from mmengine's logged ``time``, the overhead
+    as wall time minus iterations. A kind not measured yet gets the
+    measured kinds' cost scaled by :data:`RELATIVE_ITER_COST`, each measured
+    kind weighted by the iterations it was measured over (so a running run's
+    first few iterations do not outweigh finished runs).
+    """
+
+    def __init__(self, iters: int, relative_cost=RELATIVE_ITER_COST) -> None:
+        self.iters, self.relative = iters, dict(relative_cost)
+        self.iter_cost = {}  # kind -> [seconds per iteration of each run]
+        self.overheads = []  # seconds per run outside its iterations
+
+    def record(self, kind: str, wall: float, sec_per_iter: float) -> None:
+        """A finished run: its wall time and mean seconds per iteration."""
+        self.iter_cost.setdefault(kind, []).append(sec_per_iter)
+        self.overheads.append(max(0.0, wall - sec_per_iter * self.iters))
+
+    def sec_per_iter(self, kind: str, current=None) -> float:
+        """Seconds per iteration of ``kind``.
+
+        Args:
+            kind (str): 'teacher', 'student' or 'distilled'.
+            current (tuple | None): ``(kind, iters_done, sec_per_iter)`` of
+                the running run, a measurement of its kind until a run of
+                that kind has finished.
+        """
+        measured = {  # kind -> (seconds per iteration, iterations seen)
+            k: (float(np.mean(v)), self.iters * len(v))
+            for k, v in self.iter_cost.items()
+        }
+        if current is not None and current[1] > 0:
+            measured.setdefault(current[0], (current[2], current[1]))
+        if kind in measured:
+            return measured[kind][0]
+        if not measured:
+            return float('nan')
+        scales = [spi / self.relative[k] for k, (spi, _) in measured.items()]
+        weights = [n for _, n in measured.values()]
+        return float(np.average(scales, weights=weights) *
+                     self.relative[kind])
+
+    def remaining(self, future_kinds, current=None) -> float:
+        """Seconds left: the rest of the current run and the future runs.
+
+        Args:
+            future_kinds (list[str]): kinds of the runs not started yet.
+            current (tuple | None): ``(kind, iters_done, sec_per_iter,
+                startup)`` of the running run, ``startup`` being the seconds
+                from its launch to its first iteration (the overhead
+                estimate until a run has finished).
+        """
+        if self.overheads:
+            overhead = float(np.mean(self.overheads))
+        else:
+            overhead = current[3] if current is not None else float('nan')
+        left = 0.0
+        if current is not None:
+            left += (self.iters - current[1]) * current[2]
+            current = current[:3]
+        for kind in future_kinds:
+            left += overhead + self.iters * self.sec_per_iter(kind, current)
+        return left
+
+
 class Progress:
-    """Overall progress and ETA across runs, from iterations done so far."""
+    """One status line per logged iteration: overall and run ETA."""
 
-    def __init__(self, total_iters: int) -> None:
-        self.total, self.done, self.start = total_iters, 0, time.time()
+    def __init__(self, estimator: RunCostEstimator, kinds) -> None:
+        self.estimator, self.start = estimator, time.time()
+        self.future = list(kinds)  # kinds of the runs not started yet
 
-    def line(self, run_iter: int = 0) -> str:
-        done = self.done + run_iter
+    def line(self, current=None) -> str:
         elapsed = time.time() - self.start
-        eta = elapsed / done * (self.total - done) if done else float('nan')
-        return (f'[demo {100 * done / self.total:5.1f}% | elapsed '
-                f'{_hms(elapsed)} | eta {_hms(eta)}]')
+        eta = self.estimator.remaining(self.future, current)
+        done = f'{100 * elapsed / (elapsed + eta):5.1f}%' if eta == eta \
+            else '  --%'
+        return f'[demo {done} | elapsed {_hms(elapsed)} | eta {_hms(eta)}]'
 
 
 def _hms(seconds: float) -> str:
@@ -90,11 +181,20 @@ def final_checkpoint(work_dir: str, iters: int) -> str:
     return osp.join(work_dir, f'iter_{iters}.pth')
 
 
+def mean_iter_time(records) -> float:
+    """Mean seconds per iteration over mmengine's train records."""
+    return float(np.mean([r['time'] for r in records])) if records else \
+        float('nan')
+
+
 def train(name: str, config: str, work_dir: str, options: list, iters: int,
           progress: Progress) -> float:
-    """Run tools/train.py, streaming its progress lines. Returns seconds."""
+    """Run tools/train.py, reporting progress from the run's scalars.json
+    (mmengine's logged losses, seconds per iteration and metrics). Returns
+    the wall time in seconds."""
     log_file = osp.join(work_dir, 'demo_train.log')
-    os.makedirs(work_dir, exist_ok=True)
+    shutil.rmtree(work_dir, ignore_errors=True)  # an unfinished earlier try
+    os.makedirs(work_dir)
     cmd = [
         sys.executable,
         osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir', work_dir,
@@ -102,34 +202,48 @@ def train(name: str, config: str, work_dir: str, options: list, iters: int,
     ]
     print(f'{progress.line()} training {name}: {" ".join(cmd[1:3])}',
           flush=True)
+    kind = progress.future.pop(0)  # from now on, the running run
     start = time.time()
+    startup, shown = None, 0
     with open(log_file, 'w') as log:
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cmd, stdout=log, stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
                      os.environ.get('PYTHONPATH', '')))
-        for line in proc.stdout:
-            log.write(line)
-            match = re.search(r'Iter\(train\) \[\s*(\d+)/', line)
-            if match:
-                eta = re.search(r'eta: (\S+)', line)
-                loss = ' '.join(re.findall(r'(\S*loss\S*: \S+)', line))
-                print(f'{progress.line(int(match.group(1)))} {name} '
-                      f'iter {match.group(1)}/{iters} (run eta '
-                      f'{eta.group(1) if eta else "?"}) {loss}', flush=True)
-            elif 'mIoU:' in line:
-                print(f'{progress.line(iters)} {name} '
-                      f'{line.split(" - INFO - ")[-1].strip()}', flush=True)
-        if proc.wait() != 0:
-            raise RuntimeError(f'training {name} failed; see {log_file}')
-    progress.done += iters
-    return time.time() - start
+        while True:
+            try:  # returns as soon as the run ends
+                proc.wait(timeout=POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            scalars = read_scalars(work_dir)
+            for record in scalars.train[shown:]:
+                spi = mean_iter_time(scalars.train[:shown + 1])
+                if startup is None:
+                    startup = time.time() - start - record['iter'] * spi
+                shown += 1
+                current = (kind, record['iter'], spi, startup)
+                run_eta = (iters - record['iter']) * spi
+                losses = ' '.join(f'{k}: {v:.4f}' for k, v in record.items()
+                                  if 'loss' in k)
+                print(f'{progress.line(current)} {name} iter '
+                      f'{record["iter"]}/{iters} (run eta {_hms(run_eta)}) '
+                      f'{losses}', flush=True)
+            if proc.returncode is not None:
+                break
+    if proc.returncode != 0:
+        raise RuntimeError(f'training {name} failed; see {log_file}')
+    wall = time.time() - start
+    progress.estimator.record(kind, wall, mean_iter_time(scalars.train))
+    for record in scalars.val:
+        metrics = ' '.join(f'{k}: {v:.2f}' for k, v in record.items()
+                           if k not in ('step', 'time', 'data_time'))
+        print(f'{progress.line()} {name} val: {metrics}', flush=True)
+    return wall
 
 
 def main():
     args = parse_args()
     os.chdir(ROOT)
-    import gdkd_seg  # noqa: F401
     from gdkd_seg.datasets.synthetic_cityscapes import \
         generate_synthetic_cityscapes
     generate_synthetic_cityscapes(
@@ -145,7 +259,8 @@ def main():
     def options(seed):
         return [
             f'randomness.seed={seed}', f'train_cfg.max_iters={iters}',
-            f'train_cfg.val_interval={iters}', f'param_scheduler.0.end={iters}',
+            f'train_cfg.val_interval={iters}',
+            f'param_scheduler.0.end={iters}',
             f'default_hooks.checkpoint.interval={iters}',
             f'default_hooks.logger.interval={max(1, min(50, iters // 10))}',
             f'train_dataloader.dataset.data_root={args.data_root}',
@@ -162,9 +277,16 @@ def main():
     ]
     todo = [r for r in runs
             if not osp.isfile(final_checkpoint(r[3], iters))]
-    progress = Progress(max(1, iters * len(todo)))
     times_file = osp.join(args.work_dir, 'wall_times.json')
     wall = json.load(open(times_file)) if osp.isfile(times_file) else {}
+    estimator = RunCostEstimator(iters)
+    todo_dirs = {r[3] for r in todo}
+    for name, _, _, work_dir in runs:  # finished earlier: what they cost
+        sec_per_iter = mean_iter_time(read_scalars(work_dir).train)
+        if work_dir not in todo_dirs and work_dir in wall and \
+                np.isfinite(sec_per_iter):
+            estimator.record(run_kind(name), wall[work_dir], sec_per_iter)
+    progress = Progress(estimator, [run_kind(r[0]) for r in todo])
     for name, seed, config, work_dir in todo:
         opts = options(0 if seed is None else seed)
         if name not in ('teacher', 'student'):

@@ -1,19 +1,25 @@
 """Export a distilled student as a plain mmseg checkpoint (and config).
 
-    python tools/export_student.py CONFIG CHECKPOINT OUT.pth [--out-config OUT.py]
+    python tools/export_student.py CONFIG CHECKPOINT OUT.pth \
+        [--out-config OUT.py]
 
-CHECKPOINT may come from gdkd_seg's SegDistiller (``student.*`` keys) or from
-mmrazor's SingleTeacherDistill (``architecture.*``). The result loads with
-mmseg's own ``init_model`` and ``tools/test.py`` given the student's config,
-which ``--out-config`` writes (the distiller config with the teacher removed).
+CONFIG is the distillation config the checkpoint was trained with: gdkd_seg's
+``SegDistiller`` (checkpoint keys ``student.*``) or mmrazor's
+``SingleTeacherDistill`` (``architecture.*``, the student given as a model
+dict or ``cfg_path``). OUT.pth holds the student's weights alone; the config
+``--out-config`` writes is the student's plain model with the distillation
+config's data, schedule and runtime, without the distiller's imports
+(``tools/student_config.py`` writes the same config without a checkpoint).
+Both load with mmseg's own ``tools/test.py`` and ``init_model``.
 """
 import argparse
 import io
 
 import torch
 from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
 
-from gdkd_seg.apis import load_student_state, student_config
+from gdkd_seg.apis import load_student_state, plain_student_config
 from gdkd_seg.compat import atomic_write_bytes
 
 
@@ -29,13 +35,11 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = student_config(Config.fromfile(args.config))
+    cfg = plain_student_config(Config.fromfile(args.config))
     state, meta = load_student_state(args.checkpoint)
     # Build the student once: a checkpoint that does not fit fails here, not
     # later in someone else's tools.
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(dict(cfg.model, pretrained=None))
     model.load_state_dict(state, strict=True)
     buffer = io.BytesIO()
@@ -43,7 +47,6 @@ def main():
     atomic_write_bytes(buffer.getvalue(), args.out)
     print(f'wrote {len(state)} student tensors to {args.out}')
     if args.out_config:
-        cfg.pop('custom_imports', None)  # a plain mmseg model needs none
         cfg.dump(args.out_config)
         print(f'wrote the student config to {args.out_config}')
 
