@@ -14,6 +14,7 @@ import os.path as osp
 import pickle
 import shutil
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -385,7 +386,11 @@ def _truncated(path, legacy=False):
     functools.partial(_truncated, legacy=True),
     lambda path: path.write_bytes(b''),
     lambda path: path.write_bytes(b'not a checkpoint\n'),
-], ids=['random', 'truncated', 'truncated-legacy', 'empty', 'text'])
+    # BINBYTES8 claiming 2**62 bytes: reading it must not raise MemoryError
+    lambda path: path.write_bytes(b'\x8e' + struct.pack('<Q', 1 << 62)
+                                  + b'abc'),
+], ids=['random', 'truncated', 'truncated-legacy', 'empty', 'text',
+        'huge-length'])
 def test_corrupt_files_are_corrupt_not_unsafe(damage, tmp_path):
     path = tmp_path / 'damaged.pth'
     damage(path)

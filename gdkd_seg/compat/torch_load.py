@@ -112,7 +112,10 @@ def _pickles_complete(stream: IO[bytes], count: int) -> bool:
         for _ in range(count):
             for _ in pickletools.genops(stream):
                 pass
-    except ValueError:  # unknown opcode, or the bytes end before STOP
+    # ValueError: an unknown opcode, or the bytes end before STOP;
+    # MemoryError/OverflowError: a length field far beyond the file, which
+    # the reader tries to allocate.
+    except (ValueError, MemoryError, OverflowError):
         return False
     return True
 
