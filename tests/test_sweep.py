@@ -227,6 +227,35 @@ def test_tpe_search_trains_the_requested_number_of_points(
         assert point['mean'] == pytest.approx(10 * k + w2)
 
 
+def test_tpe_report_before_any_point_and_a_diverged_point_proposed_again(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv('FAKE_TRAIN_LOG', str(tmp_path / 'runs.jsonl'))
+    work = str(tmp_path / 'tpe')
+    sweep = plan_sweep([GDKD], [parse_range(f'{K}=1|3')], [0],
+                       work,
+                       train_script=FAKE_TRAIN,
+                       search='tpe',
+                       trials=3)
+    # --report-only on a study with no finished point: a report, no crash.
+    os.makedirs(work)
+    paths = write_report(collect_results(sweep), work)
+    assert all(osp.isfile(p) for p in paths)
+    assert table_rows(work) == []
+    # Every run diverges; two values of k for three trials, so TPE proposes
+    # a diverged point again, which must be closed as failed, not crash.
+    monkeypatch.setenv('FAKE_TRAIN_NAN', '1')
+    run_sweep(sweep, log=lambda line: None)
+    assert sorted(r['k'] for r in fake_runs(str(tmp_path / 'runs.jsonl'))) \
+        == [1, 3]
+    trials = optuna.load_study(study_name=sweep.study_name_of(
+        sweep.targets[0]), storage=sweep.storage).trials
+    reused = [t for t in trials if 'reused_from' in t.user_attrs]
+    assert reused and all(t.state == optuna.trial.TrialState.FAIL
+                          for t in reused)
+    write_report(collect_results(sweep), work)
+    assert len(table_rows(work)) == 2
+
+
 def test_difference_to_the_reference_is_taken_seed_by_seed():
     from gdkd_seg.sweep.report import markdown_table
 

@@ -163,6 +163,14 @@ def plot_results(results: dict, out_file: str) -> None:
     """Mean ± std per point, one panel per config; a heatmap of the mean
     for a config swept over two keys."""
     targets = [t for t in results['targets'] if t['points']]
+    if not targets:  # a TPE study before its first point finished
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.axis('off')
+        ax.text(0.5, 0.5, f'no finished point yet ({results["metric"]})',
+                ha='center', va='center')
+        fig.savefig(out_file, dpi=120)
+        plt.close(fig)
+        return
     widths = [
         max(2.0, 0.55 * len(t['points']) +
             1.2) if len(t['keys']) != 2 else 1.0 * len(_axis_values(t, 1)) +

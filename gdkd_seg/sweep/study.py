@@ -526,9 +526,14 @@ class _StudyWorker:
         import optuna
         self.skips += 1
         if self.sweep.search == 'tpe' and done is not None:
-            # TPE proposed a finished point again: tell it the known value.
+            # TPE proposed a finished point again: tell it the known value,
+            # or that it failed where that point's metric was not finite.
             trial.set_user_attr('reused_from', done.trial)
-            self.study.tell(trial, self.study.trials[done.trial].value)
+            value = self.study.trials[done.trial].value
+            if value is None:
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                self.study.tell(trial, value)
             return 0
         trial.set_user_attr('skipped',
                             'done' if done is not None else 'held by a worker')
