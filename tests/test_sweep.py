@@ -115,6 +115,9 @@ def test_bad_input_fails_before_anything_trains(tmp_path):
         tool.main(
             [GDKD, '--grid', f'{K}=', '--work-dir',
              str(tmp_path / 'cli')])
+    with pytest.raises(SystemExit, match='--report-only: no sweep in'):
+        tool.main([GDKD, '--grid', f'{K}=1,3', '--report-only',
+                   '--work-dir', str(tmp_path / 'cli')])
     assert not (tmp_path / 'cli').exists()
 
 

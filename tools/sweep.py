@@ -147,6 +147,11 @@ def main(argv=None):
             cfg_options=args.cfg_options)
     except (SweepSpecError, KeyError, FileNotFoundError) as err:
         raise SystemExit(f'sweep: {err.args[0]}')
+    if args.report_only and args.storage is None and not osp.isfile(
+            osp.join(args.work_dir, 'sweep.db')):
+        raise SystemExit(f'sweep: --report-only: no sweep in {args.work_dir} '
+                         '(its sweep.db does not exist; give --storage for '
+                         'a study kept elsewhere)')
     for target in sweep.targets:
         keys = ', '.join(p.key for p in target.params) or 'its own values'
         print(
