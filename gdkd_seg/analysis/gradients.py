@@ -29,7 +29,7 @@ from .distribution import bin_index, json_list
 #: The demo's loss settings (configs/demo/); GDKD's k follows ``k``.
 DEFAULT_LOSSES = {
     'KD': dict(type='KDLoss', temperature=1.0),
-    'DKD': dict(type='DKDLoss', alpha=1.0, beta=8.0, temperature=1.0),
+    'DKD': dict(type='DKDLoss', alpha=1.0, beta=2.0, temperature=1.0),
     'GDKD': dict(type='GDKDLoss', k=3, w0=1.0, w1=1.0, w2=2.0,
                  temperature=1.0),
 }
