@@ -110,6 +110,24 @@ def test_overwriting_keeps_the_files_mode(umask, tmp_path):
     assert path.read_bytes() == b'v2' and _mode(path) == 0o664
 
 
+def test_the_file_and_then_its_directory_are_synced(tmp_path, monkeypatch):
+    """fsync of the file before the rename, of the directory after it: a
+    power loss then leaves the old file or the new one, never an empty
+    name."""
+    import stat
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, 'fsync', fsync)
+    atomic_write_bytes(b'weights', tmp_path / 'ckpt.pth')
+    assert synced == [False, True]
+    assert (tmp_path / 'ckpt.pth').read_bytes() == b'weights'
+
+
 def test_an_interrupted_pointer_write_keeps_the_previous_pointer(tmp_path):
     pointer = tmp_path / 'last_checkpoint'
     pointer.write_text(str(tmp_path / 'iter_1.pth'))
