@@ -28,18 +28,21 @@ from mmengine.fileio.backends import LocalBackend
 _TEMPORARY = re.compile(r'^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$')
 
 
-def _writer_is_gone(pid: int) -> bool:
-    """Whether process ``pid`` has ended on this machine (this process's
-    own temporaries belong to writes in flight)."""
-    if pid == os.getpid():
-        return False
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
+        return False
     except PermissionError:  # alive, another user's
         pass
-    return False
+    return True
+
+
+def _writer_is_gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended on this machine (this process's
+    own temporaries belong to writes in flight)."""
+    return pid != os.getpid() and not process_alive(pid)
 
 
 def remove_stale_temporaries(directory: str) -> None:

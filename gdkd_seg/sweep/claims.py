@@ -20,6 +20,8 @@ from typing import Iterator, NamedTuple, Optional
 
 import sqlalchemy as sa
 
+from ..compat.atomic_write import process_alive
+
 TABLE = 'gdkd_sweep_claims'
 
 
@@ -73,7 +75,7 @@ class Claims:
         """Whether a claim's holder may still be training."""
         host, pid, _ = claim.owner.rsplit(':', 2)
         if host == self.host:
-            return _pid_alive(int(pid))
+            return process_alive(int(pid))
         return time.time() - claim.heartbeat < self.grace_s
 
     def held_elsewhere(self, study: str, point: str) -> bool:
@@ -166,13 +168,3 @@ def sqlite_engine_kwargs(url: str) -> dict:
     if url.startswith('sqlite'):
         return dict(connect_args=dict(timeout=60))
     return {}
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

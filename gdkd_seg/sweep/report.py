@@ -3,12 +3,13 @@
 ``collect_results`` reads every study of a sweep from its database, so any
 worker (or a later call) writes the report of the whole shared sweep.
 """
+import io
 import json
+import locale
 import math
-import os
 import os.path as osp
 import platform
-from typing import Dict, List, Optional
+from typing import IO, Dict, List, Optional, Union
 
 import matplotlib
 
@@ -16,6 +17,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..compat import atomic_write_bytes  # noqa: E402
 from .study import Sweep, mean_std, open_study  # noqa: E402
 from .study import point_id, rdb_storage, read_points  # noqa: E402
 from .study import short_names  # noqa: E402
@@ -159,7 +161,7 @@ def _fmt_value(value) -> str:
     return str(value)
 
 
-def plot_results(results: dict, out_file: str) -> None:
+def plot_results(results: dict, out_file: Union[str, IO[bytes]]) -> None:
     """Mean ± std per point, one panel per config; a heatmap of the mean
     for a config swept over two keys."""
     targets = [t for t in results['targets'] if t['points']]
@@ -168,7 +170,7 @@ def plot_results(results: dict, out_file: str) -> None:
         ax.axis('off')
         ax.text(0.5, 0.5, f'no finished point yet ({results["metric"]})',
                 ha='center', va='center')
-        fig.savefig(out_file, dpi=120)
+        fig.savefig(out_file, dpi=120, format='png')
         plt.close(fig)
         return
     widths = [
@@ -191,7 +193,7 @@ def plot_results(results: dict, out_file: str) -> None:
     fig.suptitle(f'{results["metric"]} over seeds '
                  f'{", ".join(map(str, results["seeds"]))} (mean ± std)')
     fig.tight_layout()
-    fig.savefig(out_file, dpi=120)
+    fig.savefig(out_file, dpi=120, format='png')
     plt.close(fig)
 
 
@@ -283,18 +285,18 @@ def _heatmap(fig, ax, target: dict, metric: str) -> None:
 def write_report(results: dict, work_dir: str) -> List[str]:
     """Write ``sweep.md``, ``sweep.json`` and ``sweep.png``; their paths.
 
-    Each file is written beside its place and renamed into it, so workers
-    that finish points at the same moment never leave a mixed file.
+    Each file is written atomically (:func:`atomic_write_bytes`), so
+    workers that finish points at the same moment never leave a mixed file.
     """
     paths = [
         osp.join(work_dir, f'sweep.{ext}') for ext in ('md', 'json', 'png')
     ]
-    temporary = [f'{p}.{os.getpid()}.tmp{osp.splitext(p)[1]}' for p in paths]
-    with open(temporary[0], 'w') as f:
-        f.write(markdown_table(results) + '\n')
-    with open(temporary[1], 'w') as f:
-        json.dump(results, f, indent=1)
-    plot_results(results, temporary[2])
-    for source, path in zip(temporary, paths):
-        os.replace(source, path)
+    encoding = locale.getpreferredencoding(False)  # as open(path, 'w')
+    figure = io.BytesIO()
+    plot_results(results, figure)
+    contents = ((markdown_table(results) + '\n').encode(encoding),
+                json.dumps(results, indent=1).encode(encoding),
+                figure.getvalue())
+    for data, path in zip(contents, paths):
+        atomic_write_bytes(data, path)
     return paths
