@@ -17,6 +17,7 @@ off mid-run resumes from its last checkpoint. Several workers may share one
 database (``--storage``); ``claims.Claims`` makes sure that no point is
 trained twice.
 """
+import copy
 import functools
 import json
 import math
@@ -234,6 +235,7 @@ class PointRecord:
     seeds: Dict[int, dict] = field(default_factory=dict)
     done: bool = False
     trial: Optional[int] = None
+    value: Optional[float] = None  # the done trial's (None: not finite)
 
 
 def read_points(study) -> Dict[str, PointRecord]:
@@ -256,11 +258,8 @@ def read_points(study) -> Dict[str, PointRecord]:
                 trial.state == optuna.trial.TrialState.FAIL
                 and trial.user_attrs.get('nonfinite')):
             record.done, record.trial = True, trial.number
+            record.value = trial.value
     return records
-
-
-def seed_values(record: PointRecord, seeds: Sequence[int]) -> List[float]:
-    return [float(record.seeds[s]['value']) for s in seeds]
 
 
 def mean_std(values: Sequence[float]):
@@ -529,11 +528,10 @@ class _StudyWorker:
             # TPE proposed a finished point again: tell it the known value,
             # or that it failed where that point's metric was not finite.
             trial.set_user_attr('reused_from', done.trial)
-            value = self.study.trials[done.trial].value
-            if value is None:
+            if done.value is None:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
-                self.study.tell(trial, value)
+                self.study.tell(trial, done.value)
             return 0
         trial.set_user_attr('skipped',
                             'done' if done is not None else 'held by a worker')
@@ -591,7 +589,7 @@ def seed_config(sweep: Sweep, target: Target, point: Dict[str, Scalar],
                 seed: int, work_dir: str) -> Config:
     """The target's config with the point's values, the seed and the work
     dir set."""
-    cfg = target.cfg.copy()
+    cfg = copy.deepcopy(target.cfg)  # Config.copy shares nested dicts
     apply_point(cfg, point)
     cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
     cfg.work_dir = work_dir
