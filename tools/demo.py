@@ -282,9 +282,10 @@ def main():
     estimator = RunCostEstimator(iters)
     todo_dirs = {r[3] for r in todo}
     for name, _, _, work_dir in runs:  # finished earlier: what they cost
+        if work_dir in todo_dirs or work_dir not in wall:
+            continue  # to be (re)trained: its old logs are not read
         sec_per_iter = mean_iter_time(read_scalars(work_dir).train)
-        if work_dir not in todo_dirs and work_dir in wall and \
-                np.isfinite(sec_per_iter):
+        if np.isfinite(sec_per_iter):
             estimator.record(run_kind(name), wall[work_dir], sec_per_iter)
     progress = Progress(estimator, [run_kind(r[0]) for r in todo])
     for name, seed, config, work_dir in todo:
