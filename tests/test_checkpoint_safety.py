@@ -18,7 +18,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import types
 from collections import OrderedDict
 
@@ -28,7 +27,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.model import BaseModel
-from mmengine.runner import Runner, checkpoint, load_checkpoint
+from mmengine.runner import checkpoint, load_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
 from gdkd_seg.apis import load_student_state
@@ -36,6 +35,7 @@ from gdkd_seg.compat import (CorruptCheckpointError, UnsafeCheckpointError,
                              safe_torch_load)
 from gdkd_seg.compat.torch_load import mmengine_checkpoint_globals
 from gdkd_seg.distillers import load_teacher_checkpoint
+from test_checkpoint_files import Toy, toy_runner
 
 
 class _Payload:
@@ -307,10 +307,7 @@ def _pretrained_init_cfg(url, work_dir):
 
 
 def _resume(url, work_dir):  # --resume with cfg.load_from=URL
-    runner = Runner(model=Net(), work_dir=str(work_dir),
-                    experiment_name=f'resume_{time.monotonic_ns()}',
-                    default_scope='mmseg')  # as the rest of the suite
-    runner.resume(url)
+    toy_runner(work_dir).resume(url)
 
 
 LOADING_ENTRY_POINTS = [
@@ -411,17 +408,10 @@ def test_resume_never_executes_a_config_string_stored_in_the_checkpoint(
     torch.save({
         'meta': {'epoch': 0, 'iter': 3,
                  'config': f'x = __import__("os").makedirs({str(marker)!r})'},
-        'state_dict': Net().state_dict(),
+        'state_dict': Toy().state_dict(),
         'message_hub': MessageHub.get_instance('stored').state_dict()
     }, ckpt)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(torch.zeros(4, 3)), batch_size=2)
-    runner = Runner(model=Net(), work_dir=str(tmp_path),
-                    experiment_name=f'resume_{time.monotonic_ns()}',
-                    train_dataloader=loader,
-                    train_cfg=dict(by_epoch=False, max_iters=4),
-                    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-                    default_scope='mmseg')
+    runner = toy_runner(tmp_path)
     runner.resume(str(ckpt))
     assert not marker.exists()
     assert runner.iter == 3

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from gdkd_seg.export import extract_student_state_dict
+from test_end_to_end import run as run_cli
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(
@@ -38,16 +39,6 @@ def _python(code: str) -> subprocess.CompletedProcess:
                           capture_output=True,
                           text=True,
                           cwd=REPO)
-
-
-def _cli(*args: str) -> str:
-    """A repository tool run as a user runs it; its stdout and stderr."""
-    proc = subprocess.run([sys.executable, *args],
-                          capture_output=True,
-                          text=True,
-                          cwd=REPO)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
 
 
 def test_import_gdkd_seg_leaves_mmrazor_and_mmpretrain_alone():
@@ -250,9 +241,9 @@ def test_cli_export_is_tested_by_plain_mmseg(run, tmp_path):
     on what it wrote."""
     from mmengine.config import Config
     student, config = str(tmp_path / 'student.pth'), str(tmp_path / 'stu.py')
-    _cli('tools/export_student.py', CONFIG,
-         osp.join(run.work_dir, f'iter_{ITERS}.pth'), student,
-         '--out-config', config)
+    run_cli([sys.executable, 'tools/export_student.py', CONFIG,
+             osp.join(run.work_dir, f'iter_{ITERS}.pth'), student,
+             '--out-config', config])
     exported = Config.fromfile(config)
     assert exported.model.type == 'EncoderDecoder'
     assert exported.val_cfg.type == 'ValLoop'
@@ -265,13 +256,14 @@ def test_cli_export_is_tested_by_plain_mmseg(run, tmp_path):
 
     # The toy data is a train split of 64 x 128 images.
     data_root = run.cfg.train_dataloader.dataset.data_root
-    log = _cli(
-        'tools/mmseg_tool.py', 'test', config, student, '--work-dir',
+    log = run_cli([
+        sys.executable, 'tools/mmseg_tool.py', 'test', config, student,
+        '--work-dir',
         str(tmp_path / 'test'), '--cfg-options',
         f'test_dataloader.dataset.data_root={data_root}',
         'test_dataloader.dataset.data_prefix.img_path=leftImg8bit/train',
         'test_dataloader.dataset.data_prefix.seg_map_path=gtFine/train',
         f'test_dataloader.dataset.pipeline.1.scale={CROP[::-1]}'.replace(
             ' ', ''), 'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False')
+        'test_dataloader.persistent_workers=False'])
     assert re.search(r'mIoU: \d+\.\d+', log), log[-2000:]
