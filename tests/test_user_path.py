@@ -8,7 +8,6 @@ import os.path as osp
 import re
 import runpy
 import subprocess
-import sys
 from argparse import Namespace
 
 import numpy as np
@@ -19,12 +18,11 @@ from mmengine.config import Config
 import gdkd_seg.apis.config as config_module
 from gdkd_seg.apis import (CPUDistributedDataParallel, check_total_batch,
                            load_config)
+from test_benchmark_tools import run_tool
+from test_end_to_end import GDKD as DEMO_GDKD
 from test_mmrazor_interop import CONFIG as MMRAZOR
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEMO_GDKD = osp.join(
-    ROOT, 'configs', 'demo', 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-'
-    '300it_synthetic-cityscapes-128x256.py')
 
 
 @pytest.fixture(scope='module')
@@ -33,16 +31,12 @@ def gloo_group():
     env = dict(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(
         20000 + os.getpid() % 20000), RANK='0', WORLD_SIZE='1',
         LOCAL_RANK='0')
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key)
-        else:
-            os.environ[key] = value
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def launch_args(**kw):
@@ -115,11 +109,6 @@ def test_batch_warning_prefers_auto_scale_lr_over_the_name(monkeypatch):
     assert check_total_batch(cfg, 'no_batch_in_name.py', 4) is None
 
 
-def run_tool(monkeypatch, tool, *args):
-    monkeypatch.setattr(sys, 'argv', [tool, *args])
-    runpy.run_path(osp.join(ROOT, 'tools', tool), run_name='__main__')
-
-
 @pytest.mark.parametrize('config', [DEMO_GDKD, MMRAZOR],
                          ids=['gdkd_seg', 'mmrazor'])
 def test_mmseg_tools_build_the_written_student_config(
@@ -132,10 +121,12 @@ def test_mmseg_tools_build_the_written_student_config(
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
     student = str(tmp_path / 'student.py')
-    run_tool(monkeypatch, 'student_config.py', config, '-o', student)
+    run_tool(osp.join(ROOT, 'tools', 'student_config.py'),
+             [config, '-o', student], monkeypatch)
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)  # print_config also writes ./example.py
-    run_tool(monkeypatch, 'mmseg_tool.py', 'print_config', student)
+    run_tool(osp.join(ROOT, 'tools', 'mmseg_tool.py'),
+             ['print_config', student], monkeypatch)
     assert "type='EncoderDecoder'" in capsys.readouterr().out
 
     cfg = Config.fromfile(student)
