@@ -387,8 +387,11 @@ def _add_per_class(out: Tensor, masks: List[Tensor], values: list,
     return out
 
 
-def _per_class(masks: List[Tensor], values: list) -> Tensor:
-    """``sum_g mask_g * value_g``: each class gets its group's value."""
+def _per_class(masks: Optional[List[Tensor]], values: list):
+    """``sum_g mask_g * value_g``: each class gets its group's value (the
+    one value where there is one group, ``masks`` None)."""
+    if masks is None:
+        return values[0]
     return _add_per_class(masks[0] * values[0], masks[1:], values[1:])
 
 
@@ -479,11 +482,7 @@ def _partitioned_kl(student: Tensor, teacher: Tensor,
         leaf_q, log_q = _group_log_softmax(teacher, masks, present,
                                            teacher_max, temperature)
         # Each class's KL weight: its group's leaf weight times q^g_i.
-        weight = leaf_q.exp()
-        if masks is None:
-            weight.mul_(leaf_weights[0])
-        else:
-            weight.mul_(_per_class(masks, leaf_weights))
+        weight = leaf_q.exp().mul_(_per_class(masks, leaf_weights))
     leaf_p, log_p = _group_log_softmax(student, masks, present, student_max,
                                        temperature)
     # Within-group KLs from log-ratios: never divides two tiny masses.
@@ -507,7 +506,9 @@ def _finite_rows(student: Tensor, teacher: Tensor) -> Tensor:
     return finite
 
 
-def _compute_dtype(student: Tensor) -> torch.dtype:
+def compute_dtype(student: Tensor) -> torch.dtype:
+    """The dtype the losses compute in: float64 for float64 logits, else
+    float32."""
     return torch.float64 if student.dtype == torch.float64 else torch.float32
 
 
@@ -538,7 +539,7 @@ def partitioned_kl(student_rows: Tensor,
     """
     if temperature <= 0:
         raise ValueError(f'temperature must be > 0, got {temperature}')
-    dtype = _compute_dtype(student_rows)
+    dtype = compute_dtype(student_rows)
     student = as_bcp(student_rows.to(dtype))
     teacher = as_bcp(teacher_rows.detach().to(dtype))
     masks = [as_bcp((groups == g).to(dtype)) for g in range(num_groups)]
@@ -589,7 +590,7 @@ def group_index(spec: PartitionSpec, teacher_rows: Tensor,
     Returns:
         Tensor: ``(N, C)`` int64 group ids in ``[0, spec.num_groups)``.
     """
-    teacher = as_bcp(teacher_rows.detach().to(_compute_dtype(teacher_rows)))
+    teacher = as_bcp(teacher_rows.detach().to(compute_dtype(teacher_rows)))
     masks = group_masks(spec, teacher,
                         None if labels is None else labels.view(1, -1))
     if masks is None:
@@ -612,7 +613,7 @@ def row_losses(spec: PartitionSpec,
                teacher_rows: Tensor,
                labels: Optional[Tensor] = None) -> Tensor:
     """The per-row loss of ``spec``: ``(N,)``, with ``T**2``."""
-    dtype = _compute_dtype(student_rows)
+    dtype = compute_dtype(student_rows)
     return _spec_rows(spec, as_bcp(student_rows.to(dtype)),
                       as_bcp(teacher_rows.detach().to(dtype)),
                       None if labels is None else labels.view(1, -1))[0]
@@ -645,7 +646,7 @@ def plain_loss(student: Tensor,
         raise ValueError('student and teacher logits must have the same '
                          f'shape, got {tuple(student.shape)} and '
                          f'{tuple(teacher.shape)}')
-    dtype = _compute_dtype(student)
+    dtype = compute_dtype(student)
     student3 = as_bcp(student.to(dtype))
     teacher3 = as_bcp(teacher.detach().to(dtype))
     valid = None

@@ -290,11 +290,10 @@ def _triton_path(s3: Tensor, t3: Tensor, labels2, row_k, grad3,
         candidates = fused_triton.pick_kernels(s3, t3, grad3, spec)
     if not candidates:
         return 'torch', ()
-    signature = (candidates, sizes, num_classes, spec.rule, spec.cuts,
-                 spec.adaptive is not None,
-                 fused_triton.depth(spec, num_classes), s3.dtype, t3.dtype,
-                 labels2 is not None, ignore_index is not None,
-                 s3.device.type)
+    signature = (candidates, sizes, num_classes,
+                 *fused_triton.constexprs(spec, num_classes).items(),
+                 s3.dtype, t3.dtype, labels2 is not None,
+                 ignore_index is not None, s3.device.type)
     path = _PATHS.get(signature)
     if path is None:
         path = _choose_path(candidates, forced, sizes, s3, t3, labels2,
@@ -318,19 +317,16 @@ def _compute(student: Tensor, teacher: Tensor, labels: Optional[Tensor],
                            device=student.device)
         grad3 = F.as_bcp(grad)
     if s3.numel() == 0:  # nothing to launch: 0, as an all-ignored batch
-        dtype = torch.float64 if student.dtype == torch.float64 \
-            else torch.float32
-        return torch.zeros((), dtype=dtype, device=student.device), grad, \
-            None
+        return torch.zeros((), dtype=F.compute_dtype(student),
+                           device=student.device), grad, None
     labels2 = None if labels is None else labels.reshape(B, P)
-    row_k = None
-    if spec.adaptive is not None:
-        row_k = F.adaptive_k(F.flatten_logits(teacher), spec.adaptive.mass,
-                             spec.temperature,
-                             spec.adaptive.max_k).reshape(B, P)
+    row_k = None  # the torch path computes an adaptive cut chunk by chunk
     if backend == 'triton':
-        if row_k is not None:
-            row_k = row_k.to(torch.int32)
+        if spec.adaptive is not None:
+            row_k = F.adaptive_k(F.flatten_logits(teacher),
+                                 spec.adaptive.mass, spec.temperature,
+                                 spec.adaptive.max_k).reshape(B, P).to(
+                                     torch.int32)
         path, sizes = _triton_path(s3, t3, labels2, row_k, grad3, spec,
                                    ignore_index, config)
         if path != 'torch':

@@ -188,7 +188,8 @@ def forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
     Args:
         s3, t3: student / teacher logits viewed as ``(B, C, P)``.
         labels2: ``(B, P)`` labels or None.
-        row_k: ``(B, P)`` per-row cut (adaptive specs) or None.
+        row_k: ``(B, P)`` per-row cut of an adaptive spec, or None to
+            compute it here chunk by chunk.
         grad3: ``(B, C, P)`` output for ``dLoss/ds`` or None.
         spec: the partition.
         scale: multiplier of the loss (loss_weight).
@@ -199,7 +200,7 @@ def forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
         Tensor: the 0-dim loss, float32 (float64 for float64 inputs).
     """
     B, C, P = s3.shape
-    dtype = torch.float64 if s3.dtype == torch.float64 else torch.float32
+    dtype = F.compute_dtype(s3)
     valid2 = None
     if labels2 is not None and ignore_index is not None:
         valid2 = labels2 != ignore_index
@@ -228,7 +229,13 @@ def forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
                     # instead keeps its groups non-empty, off the slower
                     # empty-group path (the row is masked anyway).
                     labels = torch.where(valid, labels, 0)
-            k = None if row_k is None else row_k[b0:b1, sl].reshape(-1)
+            if row_k is not None:
+                k = row_k[b0:b1, sl].reshape(-1)
+            elif spec.adaptive is not None:  # from this chunk's teacher only
+                k = F.adaptive_k(t.t(), spec.adaptive.mass, spec.temperature,
+                                 spec.adaptive.max_k)
+            else:
+                k = None
             grad_scale = None
             if grad3 is not None:
                 grad_scale = s.new_full(s.shape[1:],

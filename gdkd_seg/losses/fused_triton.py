@@ -675,18 +675,11 @@ MAX_GROUPS = 5
 KERNEL_RULES = (GroupRule.TEACHER_RANK, GroupRule.LABEL)
 
 
-def depth(spec: PartitionSpec, num_classes: int) -> int:
-    """The deepest teacher rank that decides a group (0: none)."""
-    if spec.adaptive is not None:
-        return min(spec.adaptive.max_k or num_classes, num_classes)
-    return spec.max_cut
-
-
 def constexprs(spec: PartitionSpec, num_classes: int) -> dict:
     """The kernels' compile-time description of ``spec``."""
     return dict(RULE=int(spec.rule), CUTS=spec.cuts,
                 ADAPTIVE=spec.adaptive is not None,
-                DEPTH=depth(spec, num_classes), NUM_GROUPS=spec.num_groups)
+                DEPTH=spec.depth(num_classes), NUM_GROUPS=spec.num_groups)
 
 
 def weights(spec: PartitionSpec) -> Tuple[float, ...]:
@@ -703,7 +696,7 @@ def limit_error(kernel: str, spec: PartitionSpec,
     """Why ``kernel`` cannot compute ``spec`` (None if it can)."""
     if spec.rule not in KERNEL_RULES:
         return f'the Triton kernels have no groups for {spec.rule!r}'
-    deepest = depth(spec, num_classes)
+    deepest = spec.depth(num_classes)
     if spec.num_groups > MAX_GROUPS:
         return (f'the Triton kernels take up to {MAX_GROUPS} groups, got '
                 f'{spec.num_groups}')

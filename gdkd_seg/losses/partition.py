@@ -135,11 +135,11 @@ class PartitionSpec:
         """Whether the groups depend on the ground truth."""
         return self.rule == GroupRule.LABEL
 
-    @property
-    def max_cut(self) -> int:
-        """The deepest teacher rank that decides a group (0: none)."""
+    def depth(self, num_classes: int) -> int:
+        """The deepest teacher rank that decides a group among
+        ``num_classes`` classes (0: none)."""
         if self.adaptive is not None:
-            return self.adaptive.max_k or 0
+            return self.adaptive.max_k or num_classes
         return self.cuts[-1] if self.cuts else 0
 
     def check_num_classes(self, num_classes: int) -> None:
@@ -147,7 +147,7 @@ class PartitionSpec:
         if num_classes < 1:
             raise ValueError(f'logits need at least one class, got '
                              f'{num_classes}')
-        deepest = self.max_cut
+        deepest = self.depth(num_classes)
         if deepest > num_classes:
             what = 'max_k' if self.adaptive is not None else 'k'
             raise ValueError(f'{what} must be in [1, {num_classes}] (the '

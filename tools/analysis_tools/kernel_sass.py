@@ -219,8 +219,12 @@ def main():
             for dtype in args.dtypes:
                 tile = None
                 for kernel in args.kernels:
-                    problem = fused_triton.limit_error(kernel, spec,
-                                                       num_classes)
+                    try:  # as the loss checks before it picks a kernel
+                        spec.check_num_classes(num_classes)
+                        problem = fused_triton.limit_error(
+                            kernel, spec, num_classes)
+                    except ValueError as err:
+                        problem = str(err)
                     if problem:
                         print(f'{loss:6} {num_classes:>4} {dtype:9} '
                               f'{kernel:10} skipped: {problem}')
