@@ -591,23 +591,26 @@ def check_distill_step(distiller, model_cfg, config, num_classes):
             kd_reference(student, teacher, labels, kd.temperature), rel=1e-4)
 
 
+#: What lets a distiller build without downloads, for SIZE inputs.
+TINY_MODEL = {
+    'model.teacher_ckpt': None,
+    'model.student.pretrained': None,
+    'model.student.backbone.init_cfg': None,
+    'model.student.data_preprocessor.size': (SIZE, SIZE),
+}
+
+
 def tiny_build_options(model):
-    """A distiller dict that builds without downloads, for SIZE inputs."""
-    model = copy.deepcopy(model)
-    model.teacher_ckpt = None
-    model.student.pretrained = None
-    model.student.backbone.init_cfg = None
-    model.student.data_preprocessor.size = (SIZE, SIZE)
-    return model
+    """A copy of the distiller dict with :data:`TINY_MODEL` applied."""
+    cfg = Config(dict(model=copy.deepcopy(model)))
+    cfg.merge_from_dict(TINY_MODEL)
+    return cfg.model
 
 
 def tiny_run_options(data_root):
     """--cfg-options for one Runner iteration on the generated data."""
     return {
-        'model.teacher_ckpt': None,
-        'model.student.pretrained': None,
-        'model.student.backbone.init_cfg': None,
-        'model.student.data_preprocessor.size': (SIZE, SIZE),
+        **TINY_MODEL,
         'data_preprocessor.size': (SIZE, SIZE),
         'train_dataloader.batch_size': 2,
         'train_dataloader.num_workers': 0,
