@@ -33,6 +33,7 @@ Example config (mmseg scope)::
         loss_gdkd=dict(type='GDKDLoss', k=3, temperature=1.0,
                        w0=1.0, w1=1.0, w2=2.0, loss_weight=1.0))
 """
+import numbers
 from typing import Optional, Sequence, Union
 
 import torch.nn as nn
@@ -51,11 +52,18 @@ def _check_bool(name: str, value) -> bool:
     return value
 
 
-def _check_weight(name: str, value) -> float:
+def _check_number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f'{name} must be a real number, got {value!r}')
     partition.check_finite(name, value)
+    return float(value)
+
+
+def _check_weight(name: str, value) -> float:
+    value = _check_number(name, value)
     if value < 0:
         raise ValueError(f'{name} must be >= 0, got {value}')
-    return float(value)
+    return value
 
 
 class _DistillLoss(nn.Module):
@@ -147,8 +155,8 @@ class _PartitionedKLLoss(_DistillLoss):
         self.intra_weight = _check_weight('intra_weight', intra_weight)
         self.per_image_intra = _check_bool('per_image_intra',
                                            per_image_intra)
-        partition.check_finite('entropy_weight', entropy_weight)
-        self.entropy_weight = float(entropy_weight)
+        self.entropy_weight = _check_number('entropy_weight',
+                                            entropy_weight)
         if kl_type not in partition.KL_TYPES:
             raise ValueError(f'kl_type must be one of {partition.KL_TYPES},'
                              f' got {kl_type!r}')
@@ -347,10 +355,9 @@ class DISTLoss(_DistillLoss):
                  gamma: float = 1.0, per_image_intra: bool = False,
                  loss_name: str = 'loss_dist', **kwargs) -> None:
         super().__init__(loss_name=loss_name, **kwargs)
-        partition.check_finite('temperature', temperature)
-        if temperature <= 0:
+        self.temperature = _check_number('temperature', temperature)
+        if self.temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
-        self.temperature = float(temperature)
         self.beta = _check_weight('beta', beta)
         self.gamma = _check_weight('gamma', gamma)
         self.per_image_intra = _check_bool('per_image_intra',

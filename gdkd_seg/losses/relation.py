@@ -61,6 +61,8 @@ def pearson(x: Tensor, y: Tensor, dims: Sequence[int],
     def constant(v):
         # All kept entries equal. Exact, unlike a variance of 0: a constant
         # vector's mean can round off its value by an ulp.
+        if not v.numel():  # no entry to reduce
+            return v.sum(dims) == 0
         if weight is None:
             return v.amax(dims) <= v.amin(dims)
         kept = weight > 0
@@ -113,7 +115,8 @@ def intra_relation(p: Tensor, q: Tensor, valid: Optional[Tensor],
     if not per_image:
         values = values[None]
     if valid is None:
-        counted = torch.ones_like(values, dtype=torch.bool)
+        counted = torch.full_like(values, p.shape[0] * p.shape[2] > 0,
+                                  dtype=torch.bool)
     else:
         has_pixels = valid.any(dim=1) if per_image else valid.any()[None]
         counted = has_pixels[:, None].expand(values.shape)
