@@ -1,4 +1,5 @@
-"""Registered pixel-wise distillation losses (thin wrappers of ``functional``).
+"""Registered pixel-wise distillation losses (thin wrappers of ``functional``
+and, for DIST, ``relation``).
 
 Each loss is called as ``loss(student_logits, teacher_logits[, gt_seg])``.
 
@@ -24,8 +25,23 @@ Each loss is called as ``loss(student_logits, teacher_logits[, gt_seg])``.
   (``functional.plain_loss``).
 
 Defaults are the official segmentation settings (``docs/method.md`` lists
-them with their sources); each class below only declares its
-:class:`~.partition.PartitionSpec`.
+them with their sources); each KL loss below only declares its
+:class:`~.partition.PartitionSpec`. :class:`DISTLoss` is the correlation
+loss DIST (``relation.py``).
+
+The official options (``docs/method.md``), off by default, where a loss
+then runs exactly as without them:
+
+* ``ignore_incorrect`` (every loss): only pixels whose label is the
+  teacher's arg-max count; the others become ignored rows (needs
+  ``gt_seg``).
+* ``intra_weight``, ``per_image_intra`` (KL losses): add DIST's
+  intra-class term, the official ``*-dist`` methods.
+* ``kl_type`` (KL losses): ``'forward'``, ``'reverse'`` or ``'both'``
+  within-group KLs (the group term stays forward); the Triton kernels take
+  ``'forward'`` only, the fused torch path every one.
+* ``entropy_weight`` (KL losses): subtract the weighted mean entropy of the
+  student's softened distribution.
 
 Example config (mmseg scope)::
 
@@ -211,6 +227,15 @@ class KDLoss(_PartitionedKLLoss):
         loss_name (str): Key in the loss dict. Default 'loss_kd'.
         use_fused (bool): Fused loss-and-gradient path for 'mean'/'sum'.
             Default True.
+        ignore_incorrect (bool): only pixels the teacher gets right count.
+            Default False.
+        intra_weight (float): weight >= 0 of DIST's intra-class term.
+            Default 0.0 (1.0 in the official ``*-dist`` methods).
+        per_image_intra (bool): that term within each image. Default False.
+        kl_type (str): 'forward', 'reverse' or 'both' within-group KLs.
+            Default 'forward'.
+        entropy_weight (float): weight of the subtracted mean entropy of
+            ``softmax(s / T)``. Default 0.0.
     """
 
     def __init__(self, temperature: float = 1.0, loss_name='loss_kd',
@@ -234,7 +259,8 @@ class DKDLoss(_PartitionedKLLoss):
         alpha (float): TCKD weight. Default 1.0.
         beta (float): NCKD weight. Default 2.0.
         temperature (float): T. Default 1.0.
-        loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
+        loss_weight, ignore_index, reduction, use_fused and the options:
+            as in :class:`KDLoss`.
         loss_name (str): Default 'loss_dkd'.
     """
 
@@ -281,7 +307,8 @@ class GDKDLoss(_PartitionedKLLoss):
         w0, w1, w2 (float): Group, top and rest weights. Defaults 1, 1, 2.
         leaf_weights (Sequence[float], optional): one leaf weight per group
             instead of ``w1``/``w2``.
-        loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
+        loss_weight, ignore_index, reduction, use_fused and the options:
+            as in :class:`KDLoss`.
         loss_name (str): Default 'loss_gdkd'.
     """
 
@@ -313,7 +340,8 @@ class GDKD3Loss(_PartitionedKLLoss):
         k (int): end of the middle group, >= 2. Default 4 (the official
             GDKD3's; its other defaults are the segmentation GDKD's).
         temperature, w0, w1, w2: as in :class:`GDKDLoss`.
-        loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
+        loss_weight, ignore_index, reduction, use_fused and the options:
+            as in :class:`KDLoss`.
         loss_name (str): Default 'loss_gdkd3'.
     """
 
