@@ -11,7 +11,7 @@ import torch
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import (DISTLoss, DKDLoss, GDKD3Loss, GDKDLoss, KDLoss,
-                             distill_losses, fused_triton)
+                             distill_losses)
 from gdkd_seg.losses import functional as F
 from gdkd_seg.losses.fused import fused_partitioned_kl
 from reference import (cut_groups, dist, entropy_row, kl_row, label_groups,
@@ -351,10 +351,21 @@ def test_bad_options_raise_naming_the_parameter(cls, kwargs, error, match):
 
 
 def test_triton_kernels_refuse_reverse_kl_and_the_torch_path_takes_it():
+    fused_triton = pytest.importorskip('gdkd_seg.losses.fused_triton')
     spec = GDKDLoss(kl_type='reverse').spec
     assert 'forward within-group KL only' in fused_triton.limit_error(
         'tile', spec, 19)
     assert fused_triton.limit_error('tile', GDKDLoss().spec, 19) is None
+    # No kernel is a candidate, so the Triton backend runs the torch path
+    # (no GPU needed to see it); naming a kernel raises.
+    s, t, labels = case(30, c=19)
+    s, t = s.float(), t.float()
+    want = fused_partitioned_kl(s, t, spec, labels, backend='torch')
+    got = fused_partitioned_kl(s, t, spec, labels, backend='triton')
+    assert torch.equal(got, want)
+    with pytest.raises(ValueError, match='forward within-group KL only'):
+        fused_partitioned_kl(s, t, spec, labels, backend='triton',
+                             config=('tile', ))
 
 
 def test_registry_builds_dist_with_the_official_defaults():
