@@ -288,6 +288,28 @@ def test_ignore_incorrect_with_ignore_index_none_and_its_errors():
         loss(s, t, labels)
 
 
+@pytest.mark.parametrize('use_fused', [False, True])
+@pytest.mark.parametrize('options', [
+    dict(intra_weight=1.0, per_image_intra=True), dict(entropy_weight=0.5),
+    dict(kl_type='both'), dict(ignore_incorrect=True)])
+def test_options_keep_the_nan_rule(options, use_fused):
+    """A non-finite logit at an ignored pixel changes nothing (0 gradient
+    there); at a valid pixel the loss is NaN."""
+    s, t, labels = case(31)
+    labels[0, 0, 0], labels[1, 2, 3] = 255, int(t[1, :, 2, 3].argmax())
+    loss_fn = GDKDLoss(use_fused=use_fused, **options)
+    clean = loss_fn(s, t, labels)
+    s[0, :, 0, 0] = math.inf
+    t[0, 2, 0, 0] = math.nan
+    x = s.clone().requires_grad_(True)
+    loss = loss_fn(x, t, labels)
+    grad, = torch.autograd.grad(loss, x)
+    assert loss.item() == pytest.approx(clean.item(), rel=1e-12)
+    assert torch.all(grad[0, :, 0, 0] == 0) and torch.isfinite(grad).all()
+    s[1, 4, 2, 3] = -math.inf  # a valid pixel
+    assert math.isnan(loss_fn(s, t, labels))
+
+
 def test_ignore_incorrect_keeps_a_non_finite_teacher_row_nan():
     s, t, labels = case(28)
     t[0, :, 0, 0] = math.nan
