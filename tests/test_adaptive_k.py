@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gdkd_seg.losses import GDKD3Loss, GDKDLoss
-from gdkd_seg.losses import functional as F
+from gdkd_seg.losses import functional, partition
 from reference import adaptive_k_row, gdkd_row, gdkd_row_grad
 
 
@@ -20,7 +20,7 @@ def random_rows(seed, n=64, c=19, scale=3.0):
                                          (0.75, 4.0, 1)])
 def test_adaptive_k_matches_exact_reference(tau, T, max_k):
     t = random_rows(0)
-    got = F.adaptive_k(t.float(), tau, T, max_k)
+    got = functional.adaptive_k(t.float(), tau, T, max_k)
     want = [adaptive_k_row(row, tau, T, max_k) for row in t.numpy()]
     assert got.dtype == torch.int64
     assert got.tolist() == want
@@ -29,7 +29,7 @@ def test_adaptive_k_matches_exact_reference(tau, T, max_k):
 
 def test_adaptive_k_is_monotone_in_tau():
     t = random_rows(1, n=256)
-    ks = torch.stack([F.adaptive_k(t, tau) for tau in
+    ks = torch.stack([functional.adaptive_k(t, tau) for tau in
                       np.linspace(0, 1, 21)])
     assert (ks.diff(dim=0) >= 0).all()
     assert (ks[0] == 1).all() and (ks[-1] == t.shape[1]).all()
@@ -38,37 +38,36 @@ def test_adaptive_k_is_monotone_in_tau():
 def test_tau_edges():
     t = torch.tensor([[5.0, 1.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0],
                       [0.0, -800.0, -2.0, -900.0]])
-    assert F.adaptive_k(t, 0.0).tolist() == [1, 1, 1]
-    assert F.adaptive_k(t, 1e-9).tolist() == [1, 1, 1]
+    assert functional.adaptive_k(t, 0.0).tolist() == [1, 1, 1]
+    assert functional.adaptive_k(t, 1e-9).tolist() == [1, 1, 1]
     # tau = 1: every class of nonzero (float64) mass; logits 800 below the
     # max have none.
-    assert F.adaptive_k(t, 1.0).tolist() == [4, 4, 2]
+    assert functional.adaptive_k(t, 1.0).tolist() == [4, 4, 2]
     # A uniform row needs ceil(tau * C) classes; max_k caps.
-    assert F.adaptive_k(t[1:2], 0.6).tolist() == [3]
-    assert F.adaptive_k(t, 1.0, max_k=3).tolist() == [3, 3, 2]
+    assert functional.adaptive_k(t[1:2], 0.6).tolist() == [3]
+    assert functional.adaptive_k(t, 1.0, max_k=3).tolist() == [3, 3, 2]
     # A confident teacher gets k = 1 even for a high tau.
-    assert F.adaptive_k(torch.tensor([[12.0, 0.0, 0.0]]), 0.999).item() == 1
+    confident = torch.tensor([[12.0, 0.0, 0.0]])
+    assert functional.adaptive_k(confident, 0.999).item() == 1
 
 
 def test_ties_fill_the_top_group_from_the_lowest_index():
     t = torch.tensor([[0.0, 3.0, 1.0, 3.0, 3.0]])
-    k = F.adaptive_k(t, 0.5)  # each tied class holds ~0.31
+    k = functional.adaptive_k(t, 0.5)  # each tied class holds ~0.31
     assert k.tolist() == [2]
-    ranks = F.topk_group_index(t, k)
-    assert (ranks < k[:, None])[0].tolist() == [False, True, False, True,
-                                                False]
+    spec = partition.gdkd(k=partition.AdaptiveCut(0.5, None), w0=1.0,
+                          w1=1.0, w2=1.0, temperature=1.0)
+    group = functional.group_index(spec, t, row_k=k)
+    assert group[0].tolist() == [1, 0, 1, 0, 1]
+    assert torch.equal(functional.group_index(spec, t), group)
 
 
 def test_per_row_k_is_range_checked():
     t = random_rows(2, n=3, c=5)
-    with pytest.raises(ValueError, match=r'k must be in \[1, 5\]'):
-        F.topk_group_index(t, torch.tensor([1, 6, 2]))
-    with pytest.raises(ValueError, match='shape'):
-        F.topk_group_index(t, torch.tensor([1, 2]))
     with pytest.raises(ValueError, match='mass'):
-        F.adaptive_k(t, 1.5)
+        functional.adaptive_k(t, 1.5)
     with pytest.raises(ValueError, match='max_k'):
-        F.adaptive_k(t, 0.9, max_k=6)
+        functional.adaptive_k(t, 0.9, max_k=6)
 
 
 @pytest.mark.parametrize('tau,T,max_k,c,scale', [

@@ -9,7 +9,7 @@ import torch
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import fused
-from gdkd_seg.losses import functional as F
+from gdkd_seg.losses import functional
 from gdkd_seg.losses.fused import fused_partitioned_kl
 from test_fused import (BACKEND_LAYOUTS, BACKENDS, DEVICE, LOSSES,
                         assert_equal_to_plain, backend_args, build,
@@ -53,7 +53,8 @@ def test_non_finite_logits_at_ignored_pixels_change_nothing(backend, name):
     mask = (labels != 255)[:, None]
     clean_s, clean_t = (torch.where(mask, x, 0.) for x in (s, t))
     x = clean_s.requires_grad_(True)
-    plain = F.plain_loss(x, clean_t, build(name).spec, labels.reshape(-1))
+    plain = functional.plain_loss(x, clean_t, build(name).spec,
+                                  labels.reshape(-1))
     assert_equal_to_plain((plain, torch.autograd.grad(plain, x)[0]),
                           (loss, grad))
     assert torch.count_nonzero(grad * ~mask) == 0
@@ -112,9 +113,9 @@ def test_ignore_index_none_keeps_every_row(backend):
         loss = fused_partitioned_kl(x, t, spec, labels, ignore_index=None,
                                     **backend_args(backend))
         torch.testing.assert_close(
-            loss, F.plain_loss(s, t, spec, labels.reshape(-1), None))
+            loss, functional.plain_loss(s, t, spec, labels.reshape(-1), None))
         if name == 'gdkd':
-            torch.testing.assert_close(loss, F.plain_loss(s, t, spec))
+            torch.testing.assert_close(loss, functional.plain_loss(s, t, spec))
     # Every label must then name a class (as on the plain path).
     labels[0, 0, 0] = 255
     with pytest.raises(ValueError, match=r'\[0, 19\).*255'):
@@ -206,7 +207,7 @@ def test_wrong_kernel_result_is_caught_on_first_use(monkeypatch):
     s, t, labels = make_case(44)
     spec = build('gdkd').spec
     with torch.no_grad():
-        expected = F.plain_loss(s, t, spec, labels.reshape(-1))
+        expected = functional.plain_loss(s, t, spec, labels.reshape(-1))
     with pytest.warns(UserWarning) as caught:
         loss, grad = fused_loss_and_grad('gdkd', s, t, labels, 'triton')
     message, = [str(w.message) for w in caught

@@ -12,7 +12,7 @@ import torch
 
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import DKDLoss, GDKD3Loss, GDKDLoss, KDLoss
-from gdkd_seg.losses import functional as F
+from gdkd_seg.losses import functional
 from gdkd_seg.losses import partition
 from reference import gdkd_row, kd_row, kl, softmax
 
@@ -80,7 +80,7 @@ def test_labels_that_are_no_class_raise(name):
     with pytest.raises(ValueError, match=r'\[0, 19\).*3 pixels.*-3, 100'):
         PLAIN[name]()(s, t, labels)
     with pytest.raises(ValueError, match='100'):
-        F.plain_loss(s, t, PLAIN[name]().spec, labels.reshape(-1))
+        functional.plain_loss(s, t, PLAIN[name]().spec, labels.reshape(-1))
     # Without an ignore label, 255 is no class either (DKD reads it).
     with pytest.raises(ValueError, match='255'):
         DKDLoss(ignore_index=None, use_fused=False)(s, t, case(3)[2])

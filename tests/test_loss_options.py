@@ -12,7 +12,7 @@ import torch
 import gdkd_seg  # noqa: F401
 from gdkd_seg.losses import (DISTLoss, DKDLoss, GDKD3Loss, GDKDLoss, KDLoss,
                              distill_losses)
-from gdkd_seg.losses import functional as F
+from gdkd_seg.losses import functional
 from gdkd_seg.losses.fused import fused_partitioned_kl
 from reference import (cut_groups, dist, entropy_row, kl_row, label_groups,
                        pixel_rows)
@@ -163,8 +163,8 @@ def test_dist_all_ignored_or_empty_gives_zero_with_zero_gradient():
 
 def test_dist_on_rows_and_resized_teacher():
     s, t, labels = case(16, h=4, w=4)
-    rows = DISTLoss()(F.flatten_logits(s), F.flatten_logits(t),
-                      labels.reshape(-1))
+    rows = DISTLoss()(functional.flatten_logits(s),
+                      functional.flatten_logits(t), labels.reshape(-1))
     assert rows.item() == pytest.approx(DISTLoss()(s, t, labels).item(),
                                         rel=1e-12)
     big = torch.nn.functional.interpolate(t, size=(8, 8), mode='bilinear')
@@ -330,7 +330,7 @@ def test_options_off_are_bit_identical_to_the_core(name, monkeypatch):
         raise AssertionError('an option that is off ran')
 
     monkeypatch.setattr(distill_losses.relation, 'intra_loss', refuse)
-    monkeypatch.setattr(distill_losses.F, 'entropy_loss', refuse)
+    monkeypatch.setattr(distill_losses.functional, 'entropy_loss', refuse)
     cls, kwargs, *_ = MEMBERS[name]
     s, t, labels = case(29, c=19)
     s, t = s.float(), t.float()
@@ -341,7 +341,8 @@ def test_options_off_are_bit_identical_to_the_core(name, monkeypatch):
         x = s.clone().requires_grad_(True)
         rows = labels.reshape(-1)
         core = fused_partitioned_kl(x, t, loss_fn.spec, rows, 255, 0.7) \
-            if use_fused else 0.7 * F.plain_loss(x, t, loss_fn.spec, rows)
+            if use_fused else \
+            0.7 * functional.plain_loss(x, t, loss_fn.spec, rows)
         grad, = torch.autograd.grad(core, x)
         assert torch.equal(got[0], core.detach())
         assert torch.equal(got[1], grad)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..losses import functional as F
+from ..losses import functional
 
 MULTIMODAL_RATIO = 10.0
 LOW_CONFIDENCE = 0.9
@@ -53,8 +53,8 @@ def pixel_statistics(teacher_rows: Tensor, temperature: float = 1.0,
         entropy=-torch.special.xlogy(q, q).sum(1),
         prediction=logits.argmax(1),
         adaptive_k=torch.stack(
-            [F.adaptive_k(teacher_rows, tau, temperature) for tau in taus],
-            dim=1))
+            [functional.adaptive_k(teacher_rows, tau, temperature)
+             for tau in taus], dim=1))
 
 
 def expected_calibration_error(count: np.ndarray, confidence_sum: np.ndarray,
@@ -109,8 +109,8 @@ class TeacherDistribution:
     def update(self, teacher_logits: Tensor, gt: Tensor) -> None:
         """Add ``(B, C, h, w)`` logits with ``(B[, 1], H, W)`` labels (resized
         to the logits' grid by nearest neighbour)."""
-        labels = F.labels_to_rows(gt, teacher_logits)
-        rows = F.flatten_logits(teacher_logits)
+        labels = functional.labels_to_rows(gt, teacher_logits)
+        rows = functional.flatten_logits(teacher_logits)
         assert rows.shape[1] == self.num_classes, (
             f'expected {self.num_classes} classes, got {rows.shape[1]}')
         valid = labels != self.ignore_index
@@ -265,7 +265,7 @@ def measure_teacher_distribution(config,
         tuple: ``(summary, images, maps)``: the JSON-ready summary, RGB
         images and ``{title: [(H, W) arrays]}`` for ``plot_teacher_maps``.
     """
-    import torch.nn.functional as TF
+    import torch.nn.functional as F
 
     from ..apis import as_config, init_teacher
     from .models import build_dataloader, infer_head_logits, iterate_batches
@@ -283,7 +283,7 @@ def measure_teacher_distribution(config,
                                                     max_batches):
         logits = infer_head_logits(teacher, inputs, head)
         if resolution == 'image':
-            logits = TF.interpolate(
+            logits = F.interpolate(
                 logits, size=gt.shape[-2:], mode='bilinear',
                 align_corners=teacher.decode_head.align_corners)
         stats.update(logits, gt)
@@ -302,8 +302,8 @@ def measure_teacher_distribution(config,
 def _add_maps(maps: dict, logits: Tensor, gt: Tensor, temperature: float,
               k: int, tau: float) -> None:
     batch, _, height, width = logits.shape
-    stats = pixel_statistics(F.flatten_logits(logits), temperature, k,
-                             (tau, ))
+    stats = pixel_statistics(functional.flatten_logits(logits), temperature,
+                             k, (tau, ))
     columns = {
         'ground truth': gt.numpy().astype(np.uint8),
         'prediction': stats['prediction'],

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..losses import functional as F
+from ..losses import functional, partition
 from .distribution import bin_index, json_list
 
 #: The demo's loss settings (configs/demo/); GDKD's k follows ``k``.
@@ -35,13 +35,22 @@ DEFAULT_LOSSES = {
 }
 
 
-def rest_mass(teacher_rows: Tensor, in_top: Tensor,
-              temperature: float = 1.0) -> Tensor:
-    """``Q_2``: the teacher's softmax mass outside its top group, ``(N,)``
-    float64, computed in log space (exact where it underflows float32)."""
-    logits = teacher_rows.double() / temperature
-    rest = torch.logsumexp(logits.masked_fill(in_top, float('-inf')), dim=1)
-    return (rest - torch.logsumexp(logits, dim=1)).exp()
+def top_groups(teacher_rows: Tensor, k: int, temperature: float = 1.0):
+    """GDKD's two groups of each row and the teacher's mass outside the top
+    one, as the loss computes them (``functional.group_index`` and
+    ``functional.log_softmax_by_group``).
+
+    Returns:
+        tuple: ``(in_top, rest_mass)``: the ``(N, C)`` bool teacher top-k
+        (ties to the lowest class index) and ``Q_2``, ``(N,)`` float64 in
+        log space (exact where it underflows float32).
+    """
+    spec = partition.gdkd(k=k, w0=1.0, w1=1.0, w2=1.0,
+                          temperature=temperature)
+    group = functional.group_index(spec, teacher_rows)
+    _, log_mass = functional.log_softmax_by_group(teacher_rows.double(),
+                                                  group, 2, temperature)
+    return group == 0, log_mass[:, 1].exp()
 
 
 #: Accumulated per loss: |g| and its within-group part, on each group.
@@ -98,23 +107,24 @@ class GradientMagnitudes:
                gt: Optional[Tensor] = None) -> None:
         """Add one batch of ``(B, C, h, w)`` logits (or ``(N, C)`` rows) and
         labels at any resolution."""
-        teacher_rows = F.flatten_logits(
-            F.align_teacher(student_logits, teacher_logits)).float()
+        teacher_rows = functional.flatten_logits(
+            functional.align_teacher(student_logits, teacher_logits)).float()
         num_classes = teacher_rows.shape[1]
         if not 1 <= self.k < num_classes:
             raise ValueError(f'k must be in [1, {num_classes - 1}] to leave '
                              f'a non-top group, got {self.k}')
         valid = torch.ones(len(teacher_rows), dtype=torch.bool)
         if gt is not None:
-            valid = F.labels_to_rows(gt, student_logits) != self.ignore_index
-        in_top = F.topk_group_index(teacher_rows, self.k) < self.k
-        log_q2 = rest_mass(teacher_rows, in_top, self.temperature).log10()
+            valid = functional.labels_to_rows(
+                gt, student_logits) != self.ignore_index
+        in_top, rest_mass = top_groups(teacher_rows, self.k, self.temperature)
+        log_q2 = rest_mass.log10()
         bins = bin_index(log_q2[valid].numpy(), self.edges)
         self.pixels += int(valid.sum())
         self.bin_pixels += np.bincount(bins, minlength=len(self.edges) - 1)
+        student_rows = functional.flatten_logits(student_logits.detach())
         student_probs = torch.softmax(
-            F.flatten_logits(student_logits.detach()).double()[valid] /
-            self.temperature, dim=1)
+            student_rows.double()[valid] / self.temperature, dim=1)
         top = in_top[valid]
         groups = (('top', top, self.k), ('rest', ~top, num_classes - self.k))
         for name, loss_fn in self.losses.items():
@@ -122,7 +132,7 @@ class GradientMagnitudes:
             with torch.enable_grad():
                 value = loss_fn(student, teacher_logits.detach().float(), gt)
                 grad, = torch.autograd.grad(value, student)
-            grad = F.flatten_logits(grad).double()[valid]
+            grad = functional.flatten_logits(grad).double()[valid]
             for group, mask, size in groups:
                 g = torch.where(mask, grad, 0.)
                 p = torch.where(mask, student_probs, 0.)

@@ -56,7 +56,7 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from . import functional as F
+from . import functional
 from . import partition, relation
 from .fused import fused_partitioned_kl
 from .partition import AdaptiveCut, PartitionSpec
@@ -131,7 +131,8 @@ class _DistillLoss(nn.Module):
             Tensor: scalar for ``'mean'``/``'sum'``, ``(rows,)`` for
             ``'none'``; float32 (float64 for float64 inputs).
         """
-        teacher_logits = F.align_teacher(student_logits, teacher_logits)
+        teacher_logits = functional.align_teacher(student_logits,
+                                                  teacher_logits)
         reads_labels = self.needs_labels or self.ignore_incorrect
         if reads_labels and gt_seg is None:
             reason = 'partitions by' if self.needs_labels else \
@@ -140,9 +141,9 @@ class _DistillLoss(nn.Module):
                              'truth: call it with gt_seg')
         labels, ignore_index = None, self.ignore_index
         if gt_seg is not None and (reads_labels or ignore_index is not None):
-            labels = F.labels_to_rows(gt_seg, student_logits)
+            labels = functional.labels_to_rows(gt_seg, student_logits)
             if self.ignore_incorrect:
-                labels, ignore_index = F.keep_teacher_correct(
+                labels, ignore_index = functional.keep_teacher_correct(
                     labels, teacher_logits, ignore_index)
         return self._loss(student_logits, teacher_logits, labels,
                           ignore_index)
@@ -194,7 +195,7 @@ class _PartitionedKLLoss(_DistillLoss):
                                         ignore_index, self.loss_weight,
                                         self.reduction)
         else:
-            loss = self.loss_weight * F.plain_loss(
+            loss = self.loss_weight * functional.plain_loss(
                 student, teacher, self.spec, labels, ignore_index,
                 self.reduction)
         if self.intra_weight:
@@ -204,8 +205,8 @@ class _PartitionedKLLoss(_DistillLoss):
                                     self.reduction)
         if self.entropy_weight:
             loss = loss - self.loss_weight * self.entropy_weight * \
-                F.entropy_loss(student, labels, ignore_index,
-                               self.temperature, self.reduction)
+                functional.entropy_loss(student, labels, ignore_index,
+                                        self.temperature, self.reduction)
         return loss
 
 
@@ -246,9 +247,10 @@ class KDLoss(_PartitionedKLLoss):
 class DKDLoss(_PartitionedKLLoss):
     """DKD, partitioned by the ground-truth class (needs ``gt_seg``).
 
-    Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022:
-    ``T^2 [alpha * TCKD + beta * NCKD]`` with TCKD the KL of the binary
-    (target, non-target) masses and NCKD the KL among non-target classes.
+    Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022: the
+    partitioned KL (``functional.partitioned_kl``) of the groups
+    {target}, {non-target} with ``alpha`` as the group weight (TCKD) and
+    ``beta`` as the non-target leaf weight (NCKD).
     The defaults are the official segmentation DKD's (ZaberKo/seg-gdkd);
     the DKD paper's CIFAR-100 setting is ``beta=8, temperature=4``.
 
@@ -275,8 +277,9 @@ class GDKDLoss(_PartitionedKLLoss):
     """GDKD: the teacher's top-k classes vs the rest, no label needed.
 
     Zheng & Cheng, "Rethinking Decoupled Knowledge Distillation: A Predictive
-    Distribution Perspective", arXiv 2512.04625:
-    ``T^2 [w0 KL(Q||P) + w1 KL(q^top||p^top) + w2 KL(q^rest||p^rest)]``.
+    Distribution Perspective", arXiv 2512.04625: the partitioned KL
+    (``functional.partitioned_kl``) with ``w0`` as the group weight and
+    ``w1``, ``w2`` as the top group's and the rest's leaf weights.
     ``gt_seg`` is only used for ignore masking. Ties at the k-th teacher
     logit go to the lowest class index.
 

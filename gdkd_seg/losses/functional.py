@@ -1,45 +1,24 @@
 """The distillation loss family as pure functions (no OpenMMLab imports).
 
-Every member is a *partitioned KL divergence* (``docs/method.md``). For one
-row (a sample, or a pixel of a ``(B, C, H, W)`` map) with student logits
-``s`` and teacher logits ``t``, ``p = softmax(s / T)``, ``q = softmax(t /
-T)``, the classes split into groups ``U_0 .. U_{G-1}`` and
+Every KL loss of the package is one partitioned KL divergence, defined (and
+its equation written) in :func:`partitioned_kl`; ``docs/method.md`` gives
+the method around it. The *plain* path reads top to bottom:
+:func:`plain_loss` -> :func:`row_losses` -> :func:`group_index` (the spec's
+integer group of each class) -> :func:`partitioned_kl` (a masked
+log-sum-exp per group, :func:`log_softmax_by_group`, then the weighted
+KLs). Autograd differentiates it, so its gradient is an independent check
+of the fused path's closed form (``fused.py``), which is where speed is.
 
-    L_row = T^2 * [ w_group * KL(Q || P) + sum_g w_g * KL(q^g || p^g) ]
-
-where ``P_g = sum_{i in U_g} p_i`` (likewise ``Q_g``) and ``p^g_i = p_i /
-P_g`` is the distribution inside group ``g``. Which groups and weights make
-which loss (KD, DKD, GDKD, GDKD3, deeper cuts, adaptive k) is a
-:class:`~.partition.PartitionSpec`; its ``kl_type`` may turn the
-within-group terms into ``KL(p^g || q^g)`` or the mean of both directions.
-The options added around the KL (DIST's intra-class term, the entropy) and
-DIST itself are in ``relation`` and :func:`entropy_loss`.
-
-This is the *plain* path: autograd differentiates it, so its gradient is an
-independent check of the fused path's closed form. It is exact in log space:
-each class's within-group log-probability is its logit minus its group's max,
-over T, minus the log of that group's sum of exponentials, and a group's
-mass is a log-sum-exp of those maxima and sums. No logit is masked with a
-large constant and no mass is clamped, so groups whose mass underflows to 0
-in floating point still get their exact within-group KL (the official code
-returns NaN or a KL over the wrong support there; ``docs/method.md``).
 Inputs of any floating dtype are computed in float32 (float64 stays
-float64).
-
-Maps are read in place as ``(B, C, P)`` (no permuted copy) and a group is a
-float 0/1 mask over that layout: on the CPU, float multiply-adds and
-reductions over the class dim are many times faster than boolean selects,
-scatters and sorts, and the masks let one exponential per logit serve every
-group.
-
-Ties in the teacher's ranking go to the lowest class index (a stable
-descending sort), so the partition is deterministic on every device.
-
+float64); maps are read in place as ``(B, C, P)`` (no permuted copy).
 Non-finite numbers are never hidden: a row with a non-finite student or
 teacher logit has a NaN loss. Ignored rows (``labels == ignore_index``)
-contribute 0 loss and 0 gradient whatever their logits.
+contribute 0 loss and 0 gradient whatever their logits. The options added
+around the KL (DIST's intra-class term, the entropy) and DIST itself are in
+``relation`` and :func:`entropy_loss`.
 """
-from typing import List, Optional, Sequence, Union
+import math
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -49,17 +28,11 @@ from .partition import GroupRule, PartitionSpec
 
 __all__ = [
     'flatten_logits', 'as_bcp', 'align_teacher', 'labels_to_rows',
-    'check_labels', 'topk_group_index', 'adaptive_k', 'group_masks',
-    'group_index', 'partitioned_kl', 'row_losses', 'reduce_rows',
+    'check_labels', 'adaptive_k', 'group_index',
+    'log_softmax_by_group', 'partitioned_kl', 'row_losses', 'reduce_rows',
     'finite_rows', 'compute_dtype', 'prepare_rows', 'plain_loss',
     'entropy_loss', 'keep_teacher_correct'
 ]
-
-# Teacher rankings up to this depth are found by repeated max extraction
-# (a few float passes per rank); deeper ones by one stable sort, which costs
-# about as much as 100 such passes on the CPU.
-_MAX_ROUNDS = 32
-
 
 def flatten_logits(logits: Tensor) -> Tensor:
     """Turn ``(N, C)`` rows or ``(B, C, H, W)`` maps into ``(rows, C)``.
@@ -183,108 +156,28 @@ def as_bcp(x: Tensor) -> Tensor:
     return x.flatten(2)
 
 
-def _ranks(teacher: Tensor) -> Tensor:
-    """``(B, C, P)`` int64 rank of each class in the teacher's descending
-    order (a stable sort: ties to the lowest class index)."""
-    order = torch.sort(
-        teacher, dim=1, descending=True, stable=True).indices
-    positions = torch.arange(
-        teacher.shape[1], device=order.device).view(1, -1, 1)
-    return torch.empty_like(order).scatter_(1, order,
-                                            positions.expand_as(order))
+def _rows(x: Tensor) -> Tensor:
+    """``(N, C)`` rows as they are, ``(B, C, P)`` as ``(B * P, C)``."""
+    return x if x.dim() == 2 else x.transpose(1, 2).reshape(-1, x.shape[1])
 
 
-def _top_members(teacher: Tensor,
-                 depths: Sequence[Union[int, Tensor]]) -> List[Tensor]:
-    """Float 0/1 masks of the teacher's top ``d`` classes, one per depth.
-
-    Args:
-        teacher (Tensor): ``(B, C, P)`` float teacher logits.
-        depths (Sequence[int | Tensor]): increasing ints in ``[1, C]``, or
-            one ``(B, 1, P)`` int64 tensor of per-row depths.
-
-    Returns:
-        list[Tensor]: ``(B, C, P)`` masks of the teacher's dtype; ties to
-        the lowest class index, as :func:`topk_group_index`.
-    """
-    per_row = torch.is_tensor(depths[0])
-    if per_row:
-        deepest = int(depths[0].max()) if depths[0].numel() else 0
-    else:
-        deepest = depths[-1]
-    if teacher.stride(1) == 1 and deepest:
-        # Classes contiguous ((N, C) rows): topk is fast, and usually the
-        # classes at or above the d-th largest value are exactly d, hence
-        # the top d whatever the tie rule.
-        largest = torch.topk(teacher.detach(), deepest, dim=1).values
-        members = []
-        for depth in depths:
-            if per_row:
-                kth = largest.gather(1, depth.clamp(min=1) - 1)
-                size = depth.to(teacher.dtype)
-            else:
-                kth, size = largest[:, depth - 1:depth], depth
-            # 1 at or above the d-th largest: sign(key - kth) + 1, max 1.
-            member = (teacher.detach() - kth).sign_().add_(1.).clamp_(max=1.)
-            if not bool((member.sum(dim=1, keepdim=True) == size).all()):
-                break  # a tie across the d-th place
-            members.append(member)
-        else:
-            return members
-    if deepest > _MAX_ROUNDS:
-        ranks = _ranks(teacher)
-        return [(ranks < d).to(teacher.dtype) for d in depths]
-    key = teacher.detach().clone()
-    reverse = None
-    taken = torch.zeros_like(key)
-    members = []
-    for rank in range(deepest):
-        # 1 where the key equals its row's max: sign(key - max) + 1.
-        hit = (key - key.amax(dim=1, keepdim=True)).sign_().add_(1.)
-        if not bool((hit.sum(dim=1) == 1).all()):
-            # A tie (or a NaN row): keep the lowest-indexed of the maxima.
-            if reverse is None:
-                reverse = torch.arange(
-                    key.shape[1], 0, -1, dtype=key.dtype,
-                    device=key.device).view(1, -1, 1)
-            first = (hit * reverse).amax(dim=1, keepdim=True)
-            hit.mul_((reverse - first).sign_().add_(1.))
-        # key - hit / (1 - hit): a picked key becomes -inf, others stay.
-        key.addcdiv_(hit, 1. - hit, value=-1.)
-        if per_row:
-            taken.addcmul_(hit, (rank < depths[0]).to(key.dtype))
-        else:
-            taken.add_(hit)
-            if rank + 1 in depths:
-                members.append(taken if rank + 1 == deepest else
-                               taken.clone())
-    return [taken] if per_row else members
+def _class_ids(x: Tensor) -> Tensor:
+    """0..C-1 along dim 1, broadcastable against ``x``."""
+    ids = torch.arange(x.shape[1], device=x.device)
+    return ids.view(-1, *(1, ) * (x.dim() - 2))
 
 
-def topk_group_index(teacher_rows: Tensor, k: Union[int, Tensor]) -> Tensor:
-    """Rank of each class in the teacher's order, ties to the lowest index.
-
-    Args:
-        teacher_rows (Tensor): ``(N, C)`` teacher logits.
-        k (int | Tensor): the partition size the caller will use, one for all
-            rows or ``(N,)`` per row; checked to be in ``[1, C]``.
-
-    Returns:
-        Tensor: ``(N, C)`` int64 rank (0 = the teacher's top class); the top
-        group of row ``n`` is ``rank < k[n]``.
-    """
-    num_classes = teacher_rows.shape[1]
-    if torch.is_tensor(k):
-        if k.shape != teacher_rows.shape[:1]:
-            raise ValueError(f'a per-row k must have shape '
-                             f'({len(teacher_rows)},), got {tuple(k.shape)}')
-        low, high = (int(k.min()), int(k.max())) if k.numel() else (1, 1)
-    else:
-        low = high = k
-    if not (1 <= low and high <= num_classes):
-        raise ValueError(f'k must be in [1, {num_classes}] (the number of '
-                         f'classes), got {k if low == high else k.tolist()}')
-    return _ranks(as_bcp(teacher_rows))[0].t()
+def _in_top(teacher: Tensor, kth: Tensor, size) -> Tensor:
+    """Whether each class is among the teacher's top ``size`` (an int, or
+    per-row sizes), given ``kth``, each row's ``size``-th largest logit:
+    the classes above it and, of those equal to it, the lowest-indexed ones
+    (a stable descending sort's first ``size``)."""
+    at_least = teacher >= kth
+    if bool((at_least.sum(1, keepdim=True) == size).all()):
+        return at_least  # no tie across the last place
+    above, tied = teacher > kth, teacher == kth
+    free = size - above.sum(1, keepdim=True)  # places left for the ties
+    return above | tied & (tied.cumsum(1) <= free)
 
 
 def adaptive_k(teacher_rows: Tensor,
@@ -333,189 +226,177 @@ def adaptive_k(teacher_rows: Tensor,
     return k.clamp(max=max_k)
 
 
-def group_masks(spec: PartitionSpec,
+def group_index(spec: PartitionSpec,
                 teacher: Tensor,
                 labels: Optional[Tensor] = None,
-                row_k: Optional[Tensor] = None) -> Optional[List[Tensor]]:
-    """The groups of ``spec`` as ``(B, C, P)`` float 0/1 masks.
+                row_k: Optional[Tensor] = None) -> Tensor:
+    """Each class's group, as ``spec`` defines the groups (``docs/method.md``).
 
-    The one place that turns a spec into groups: the plain path and the
-    fused torch path both call it.
+    By the teacher's ranking (descending, ties to the lowest class index),
+    a class of rank ``r`` is in group ``#{j : c_j <= r}`` for the cut
+    points ``c_j`` (one per-row cut for an adaptive spec), i.e. the number
+    of cuts whose top ``c_j`` it is not in; by the label, the ground-truth
+    class is group 0 and the rest group 1 (a label that is no class, as on an
+    ignored row, leaves group 0 empty).
 
     Args:
         spec (PartitionSpec): the loss's partition.
-        teacher (Tensor): ``(B, C, P)`` float teacher logits.
-        labels (Tensor, optional): ``(B, P)`` labels (label partitions).
-        row_k (Tensor, optional): ``(B, P)`` per-row cut of an adaptive
-            spec, when the caller has it already (else computed here).
+        teacher (Tensor): ``(N, C)`` rows or ``(B, C, P)`` maps of teacher
+            logits.
+        labels (Tensor, optional): ``(N,)`` or ``(B, P)`` class ids (label
+            partitions).
+        row_k (Tensor, optional): ``(N,)`` or ``(B, P)`` per-row cut of an
+            adaptive spec, when the caller has it (else computed here).
 
     Returns:
-        list[Tensor] | None: one mask per group, or None for one group.
+        Tensor: int64 group ids in ``[0, spec.num_groups)``, shaped like
+        ``teacher``.
     """
     spec.check_num_classes(teacher.shape[1])
     if spec.rule == GroupRule.LABEL:
         if labels is None:
             raise ValueError('a label partition (DKD) needs labels')
-        classes = torch.arange(teacher.shape[1], device=teacher.device)
-        # A label that is no class (an ignored row) leaves group 0 empty.
-        target = (classes.view(1, -1, 1) == labels[:, None]).to(teacher.dtype)
-        return [target, 1. - target]
-    if spec.adaptive is not None:
-        batch, num_classes, pixels = teacher.shape
+        return (_class_ids(teacher) != labels.unsqueeze(1)).long()
+    if spec.adaptive is None and not spec.cuts:
+        return torch.zeros(teacher.shape, dtype=torch.long,
+                           device=teacher.device)
+    teacher = teacher.detach()
+    if spec.adaptive is None:
+        cuts = spec.cuts
+        depth = cuts[-1]
+    else:
         if row_k is None:
-            row_k = adaptive_k(
-                teacher.transpose(1, 2).reshape(batch * pixels, num_classes),
-                spec.adaptive.mass, spec.temperature, spec.adaptive.max_k)
-        top, = _top_members(teacher, [row_k.view(batch, 1, pixels)])
-        return [top, 1. - top]
-    if not spec.cuts:
-        return None
-    members = _top_members(teacher, spec.cuts)
-    rest = 1. - members[-1]
-    for deeper, shallower in zip(members[:0:-1], members[-2::-1]):
-        deeper.sub_(shallower)  # top-c_j minus top-c_{j-1}: ranks between
-    return members + [rest]
+            row_k = adaptive_k(_rows(teacher), spec.adaptive.mass,
+                               spec.temperature, spec.adaptive.max_k)
+        cuts = [row_k.view(teacher.shape[:1] + (1, ) + teacher.shape[2:])]
+        depth = int(row_k.max()) if row_k.numel() else 1
+    # largest[:, c - 1]: the c-th largest teacher logit of each row.
+    largest = teacher.topk(depth, dim=1).values
+    group = 0
+    for cut in cuts:  # + 1 for each cut whose top it is not in: rank >= cut
+        kth = largest.gather(1, cut - 1) if torch.is_tensor(cut) else \
+            largest[:, cut - 1:cut]
+        group = group + ~_in_top(teacher, kth, cut)
+    return group
 
 
-def _add_per_class(out: Tensor, masks: List[Tensor], values: list,
-                   alpha: float = 1.) -> Tensor:
-    """``out += alpha * sum_g mask_g * value_g`` in place: each class gets
-    its group's value, exactly (one term is ``1 * value``, the others add
-    ``0``). Values are floats or ``(B, 1, P)`` tensors. Also under autograd:
-    no step saves ``out``."""
-    for mask, value in zip(masks, values):
-        if torch.is_tensor(value):
-            out.addcmul_(mask, value, value=alpha)
-        else:
-            out.add_(mask, alpha=alpha * value)
-    return out
+def log_softmax_by_group(logits: Tensor, group: Tensor, num_groups: int,
+                         temperature: float):
+    """``log p^g_i`` of every class and ``log P_g`` of every group, for
+    ``p = softmax(logits / T)``: a log-sum-exp per group.
 
+    Each group is taken relative to its own max logit ``m_g``, subtracted
+    before dividing by T (logits that share a large offset keep their small
+    differences in float32)::
 
-def _per_class(masks: Optional[List[Tensor]], values: list):
-    """``sum_g mask_g * value_g``: each class gets its group's value (the
-    one value where there is one group, ``masks`` None)."""
-    if masks is None:
-        return values[0]
-    return _add_per_class(masks[0] * values[0], masks[1:], values[1:])
+        x_i       = (s_i - m_g) / T                  (i in U_g)
+        log Z_g   = log sum_{i in U_g} exp(x_i)      (>= 0: m_g gives exp(0))
+        log p^g_i = x_i - log Z_g
+        log P_g   = (m_g - max_h m_h) / T + log Z_g, normalised over g
 
-
-def _group_maxima(student: Tensor, teacher: Tensor,
-                  masks: Optional[List[Tensor]], present: Optional[list]):
-    """Each group's max logit, ``(B, 1, P)`` per group, for both logits.
-
-    An empty group gets 0 (any finite shift will do: no class uses it).
-    """
-    if masks is None:
-        return ([student.amax(dim=1, keepdim=True)],
-                [teacher.amax(dim=1, keepdim=True)])
-    student_max, teacher_max = [], []
-    for mask, nonempty in zip(masks, present):
-        # (m - 1) / m: 0 inside the group, -inf outside.
-        outside = (mask - 1.).div_(mask)
-        teacher_max.append(torch.where(
-            nonempty, (teacher + outside).amax(dim=1, keepdim=True), 0.))
-        student_max.append(torch.where(
-            nonempty, outside.add_(student).amax(dim=1, keepdim=True), 0.))
-    return student_max, teacher_max
-
-
-def _group_log_softmax(logits: Tensor, masks: Optional[List[Tensor]],
-                       present: Optional[list], maxima: list,
-                       temperature: float):
-    """Log-softmax of ``logits / T`` inside each class's group, and the log
-    of each group's softmax mass.
-
-    A group's max is subtracted *before* dividing by T, so logits that share
-    a large offset (a spread of 1e4/T in a row) keep their small differences
-    exactly in float32. The maxima are constants to autograd: the results
-    are shift invariant, so the gradient is exact.
+    so no exponential of a group underflows as a whole and nothing is
+    clamped. The maxima are constants to autograd (the results are shift
+    invariant). An empty group has ``m_g = -inf``, ``Z_g = 0`` and
+    ``log P_g = -inf``; no class reads its slot, so its gradient never
+    reaches a logit.
 
     Args:
-        logits (Tensor): ``(B, C, P)`` float logits.
-        masks (list[Tensor] | None): ``(B, C, P)`` group masks.
-        present (list[Tensor] | None): ``(B, 1, P)`` whether each group has
-            a class.
-        maxima (list[Tensor]): ``(B, 1, P)`` each group's max logit.
+        logits (Tensor): ``(N, C)`` or ``(B, C, P)`` float logits.
+        group (Tensor): int64 group of each class, shaped like ``logits``.
+        num_groups (int): G.
         temperature (float): T.
 
     Returns:
-        tuple: ``(leaf, log_mass)``: ``(B, C, P)`` within-group
-        log-probabilities and ``(B, G, P)`` log group masses (``-inf`` for an
-        empty group).
+        tuple: ``(leaf, log_mass)``: within-group log-probabilities shaped
+        like ``logits``, and ``(N, G)`` or ``(B, G, P)`` log group masses.
     """
-    # The maxima carry no gradient.
-    if masks is None:
-        shifted = logits - maxima[0]
-    else:
-        shifted = _add_per_class(
-            torch.addcmul(logits, masks[0], maxima[0], value=-1.),
-            masks[1:], maxima[1:], -1.)
-    if temperature != 1:
-        shifted = shifted.div_(temperature)
-    exps = shifted.exp()
-    if masks is None:
-        log_sum = exps.sum(dim=1, keepdim=True).log()
-        return shifted.sub_(log_sum), log_sum.new_zeros(log_sum.shape)
-    # A nonempty group's sum is >= 1 (its max contributes exp(0)); an empty
-    # group's is 0, and 1 stands in for it so its log (and gradient) stays
-    # finite.
-    log_sums = [torch.where(p, (exps * m).sum(dim=1, keepdim=True), 1.).log()
-                for p, m in zip(present, masks)]
-    row_max = logits.detach().amax(dim=1, keepdim=True)
-    log_mass = torch.cat([
-        torch.where(p, (x - row_max) / temperature + log_sum, float('-inf'))
-        for p, x, log_sum in zip(present, maxima, log_sums)], dim=1)
-    log_mass = log_mass - log_mass.logsumexp(dim=1, keepdim=True)
-    # exp saved its result, not its input: shifted may be overwritten.
-    return _add_per_class(shifted, masks, log_sums, -1.), log_mass
+    per_group = list(logits.shape)
+    per_group[1] = num_groups
+    maxima = logits.new_full(per_group, -math.inf).scatter_reduce(
+        1, group, logits.detach(), 'amax')
+    shifted = (logits - maxima.gather(1, group)) / temperature
+    log_sums = logits.new_zeros(per_group).scatter_add(
+        1, group, shifted.exp()).log()
+    leaf = shifted - log_sums.gather(1, group)
+    log_mass = (maxima - maxima.amax(1, keepdim=True)) / temperature + \
+        log_sums
+    return leaf, log_mass - log_mass.logsumexp(1, keepdim=True)
 
 
-def _partitioned_kl(student: Tensor, teacher: Tensor,
-                    masks: Optional[List[Tensor]], group_weight,
-                    leaf_weights: list, temperature: float,
-                    kl_type: str = 'forward') -> Tensor:
-    """``(B, P)`` partitioned KL of ``(B, C, P)`` logits, times ``T**2``.
+def partitioned_kl(student: Tensor,
+                   teacher: Tensor,
+                   group: Tensor,
+                   group_weight: Union[float, Tensor],
+                   leaf_weights: Union[Sequence[float], Tensor],
+                   temperature: float = 1.0,
+                   kl_type: str = 'forward') -> Tensor:
+    """The partitioned KL divergence of each row, the loss family's one
+    definition (``docs/method.md``).
 
-    Weights are floats or tensors that broadcast to ``(B, 1, P)``;
-    ``kl_type`` is the direction of the within-group KLs
-    (``partition.KL_TYPES``). A row with a non-finite logit gets NaN.
+    With ``p = softmax(s / T)``, ``q = softmax(t / T)``, the classes split
+    into groups ``U_0 .. U_{G-1}``, group masses ``P_g = sum_{i in U_g} p_i``
+    (likewise ``Q_g``) and within-group distributions ``p^g_i = p_i / P_g``
+    (likewise ``q^g``)::
+
+        L_row = T^2 * [ w_group * KL(Q || P) + sum_g w_g * KL(q^g || p^g) ]
+
+    ``kl_type`` ``'reverse'`` turns the within-group terms into
+    ``KL(p^g || q^g)``, ``'both'`` into the mean of both directions (the
+    group term stays ``KL(Q || P)``). Computed in log space
+    (:func:`log_softmax_by_group`): no logit is masked with a large constant
+    and no mass is clamped, so a group whose mass underflows to 0 still gets
+    its exact within-group KL. A row with a non-finite logit gets NaN.
+    Autograd differentiates it: its gradient is an independent check of the
+    fused path's closed form.
+
+    Args:
+        student (Tensor): ``(N, C)`` or ``(B, C, P)`` student logits.
+        teacher (Tensor): the same shape, not differentiated.
+        group (Tensor): int64 group of each class in ``[0, G)``
+            (:func:`group_index`), the same shape.
+        group_weight (float | Tensor): ``w_group``; a float, or per row
+            ``(N,)`` or ``(B, P)``.
+        leaf_weights (Sequence[float] | Tensor): ``w_g``, ``(G,)``, or per
+            row ``(N, G)`` or ``(B, G, P)``.
+        temperature (float): T > 0.
+        kl_type (str): ``'forward'``, ``'reverse'`` or ``'both'``.
+
+    Returns:
+        Tensor: ``(N,)`` or ``(B, P)`` losses.
     """
+    leaf_weights = torch.as_tensor(leaf_weights, dtype=student.dtype,
+                                   device=student.device)
+    if leaf_weights.dim() == 1:  # (G,) -> (1, G) or (1, G, 1)
+        leaf_weights = leaf_weights.view(1, -1, *(1, ) * (student.dim() - 2))
+    per_group = list(student.shape)
+    per_group[1] = leaf_weights.shape[1]
     with torch.no_grad():
-        present = None if masks is None else [
-            m.amax(dim=1, keepdim=True) > 0 for m in masks]
-        student_max, teacher_max = _group_maxima(student.detach(), teacher,
-                                                 masks, present)
-        leaf_q, log_q = _group_log_softmax(teacher, masks, present,
-                                           teacher_max, temperature)
-        per_class_weight = _per_class(masks, leaf_weights)
-        # Each class's KL weight: its group's leaf weight times q^g_i.
-        weight = leaf_q.exp().mul_(per_class_weight)
-    leaf_p, log_p = _group_log_softmax(student, masks, present, student_max,
-                                       temperature)
+        leaf_q, log_q = log_softmax_by_group(teacher, group, per_group[1],
+                                             temperature)
+        # w_g of each class's group: sum_g w_g KL_g = sum_i w_g(i) term_i.
+        class_weight = leaf_weights.expand(per_group).gather(1, group)
+    leaf_p, log_p = log_softmax_by_group(student, group, per_group[1],
+                                         temperature)
+    # Per class q^g_i log(q^g_i / p^g_i) (the log-probabilities within a
+    # nonempty group are finite, so no 0 log 0 arises).
     if kl_type == 'forward':
-        # Within-group KLs from log-ratios: never divides two tiny masses.
-        rows = leaf_q.sub_(leaf_p).mul_(weight).sum(dim=1, keepdim=True)
-    else:
-        # KL(p^g || q^g) = sum_i p^g_i (log p^g_i - log q^g_i).
-        rows = ((leaf_p - leaf_q) * leaf_p.exp() * per_class_weight).sum(
-            dim=1, keepdim=True)
-        if kl_type == 'both':
-            forward = leaf_q.sub_(leaf_p).mul_(weight).sum(dim=1,
-                                                           keepdim=True)
-            rows = 0.5 * (forward + rows)
-    if masks is not None:
-        # Q_g (log Q_g - log P_g), 0 for an empty group (0 log 0 = 0).
-        terms = torch.where(log_q > float('-inf'),
-                            log_q.exp() * (log_q - log_p), 0.)
-        rows = rows + group_weight * terms.sum(dim=1, keepdim=True)
+        within = leaf_q.exp() * (leaf_q - leaf_p)
+    elif kl_type == 'reverse':
+        within = leaf_p.exp() * (leaf_p - leaf_q)
+    else:  # the mean of both directions
+        within = (leaf_q.exp() - leaf_p.exp()) * (leaf_q - leaf_p) / 2
+    # KL(Q || P) over the groups: an empty group has Q_g = 0, 0 log 0 = 0.
+    group_kl = torch.where(log_q > -math.inf,
+                           log_q.exp() * (log_q - log_p), 0.).sum(1)
+    rows = group_weight * group_kl + (class_weight * within).sum(1)
     finite = finite_rows(student, teacher)
-    return torch.where(finite, rows[:, 0] * temperature**2, float('nan'))
+    return torch.where(finite, rows * temperature**2, math.nan)
 
 
 def finite_rows(*logits: Tensor) -> Tensor:
-    """``(B, P)``: whether every logit of the row is finite in each of the
-    ``(B, C, P)`` ``logits`` (max and min propagate NaN, so both are finite
-    iff every logit is)."""
+    """``(N,)`` or ``(B, P)``: whether every logit of the row is finite in
+    each of the ``(N, C)`` or ``(B, C, P)`` ``logits`` (max and min
+    propagate NaN, so both are finite iff every logit is)."""
     finite = None
     for x in logits:
         x = x.detach()
@@ -528,51 +409,6 @@ def compute_dtype(student: Tensor) -> torch.dtype:
     """The dtype the losses compute in: float64 for float64 logits, else
     float32."""
     return torch.float64 if student.dtype == torch.float64 else torch.float32
-
-
-def partitioned_kl(student_rows: Tensor,
-                   teacher_rows: Tensor,
-                   groups: Tensor,
-                   num_groups: int,
-                   binary_weight: Union[float, Tensor],
-                   group_weights: Union[Sequence[float], Tensor],
-                   temperature: float = 1.0) -> Tensor:
-    """Per-row partitioned KL(teacher || student) of any partition, times
-    ``T**2``.
-
-    Args:
-        student_rows (Tensor): ``(N, C)`` student logits.
-        teacher_rows (Tensor): ``(N, C)`` teacher logits (not differentiated).
-        groups (Tensor): ``(N, C)`` int group id of each class, in
-            ``[0, num_groups)``.
-        num_groups (int): G.
-        binary_weight (float | Tensor): weight of ``KL(Q || P)``; a float or
-            an ``(N,)`` tensor of per-row weights.
-        group_weights (Sequence[float] | Tensor): ``(G,)`` or ``(N, G)``
-            weights of the within-group KLs.
-        temperature (float): T > 0.
-
-    Returns:
-        Tensor: ``(N,)`` float32 (float64 for float64 inputs) losses.
-    """
-    if temperature <= 0:
-        raise ValueError(f'temperature must be > 0, got {temperature}')
-    dtype = compute_dtype(student_rows)
-    student = as_bcp(student_rows.to(dtype))
-    teacher = as_bcp(teacher_rows.detach().to(dtype))
-    masks = [as_bcp((groups == g).to(dtype)) for g in range(num_groups)]
-
-    def per_row(weight):  # float, or (N,) -> (1, 1, N)
-        if torch.is_tensor(weight):
-            return weight.to(dtype).view(1, 1, -1)
-        return float(weight)
-
-    if torch.is_tensor(group_weights) and group_weights.dim() == 2:
-        leaf_weights = [per_row(w) for w in group_weights.unbind(1)]
-    else:
-        leaf_weights = [float(w) for w in group_weights]
-    return _partitioned_kl(student, teacher, masks, per_row(binary_weight),
-                           leaf_weights, temperature)[0]
 
 
 def reduce_rows(row_losses: Tensor,
@@ -596,46 +432,29 @@ def reduce_rows(row_losses: Tensor,
         f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def group_index(spec: PartitionSpec, teacher_rows: Tensor,
-                labels: Optional[Tensor] = None) -> Tensor:
-    """Each class's group id per row, as ``spec`` defines the groups.
+def row_losses(spec: PartitionSpec,
+               student: Tensor,
+               teacher: Tensor,
+               labels: Optional[Tensor] = None) -> Tensor:
+    """The per-row loss of ``spec`` (with ``T**2``): its groups
+    (:func:`group_index`), then :func:`partitioned_kl`.
 
     Args:
-        spec (PartitionSpec): the loss's partition.
-        teacher_rows (Tensor): ``(N, C)`` teacher logits.
-        labels (Tensor, optional): ``(N,)`` class ids (label partitions).
+        spec (PartitionSpec): the loss.
+        student (Tensor): ``(N, C)`` or ``(B, C, P)`` logits.
+        teacher (Tensor): the same shape.
+        labels (Tensor, optional): ``(N,)`` or ``(B, P)`` class ids (label
+            partitions).
 
     Returns:
-        Tensor: ``(N, C)`` int64 group ids in ``[0, spec.num_groups)``.
+        Tensor: ``(N,)`` or ``(B, P)`` losses, in the compute dtype.
     """
-    teacher = as_bcp(teacher_rows.detach().to(compute_dtype(teacher_rows)))
-    masks = group_masks(spec, teacher,
-                        None if labels is None else labels.view(1, -1))
-    if masks is None:
-        return torch.zeros_like(teacher_rows, dtype=torch.long)
-    ids = _per_class(masks, list(range(len(masks))))
-    return ids[0].t().long()
-
-
-def _spec_rows(spec: PartitionSpec, student: Tensor, teacher: Tensor,
-               labels: Optional[Tensor]) -> Tensor:
-    """``(B, P)`` losses of ``spec`` for ``(B, C, P)`` logits and ``(B, P)``
-    labels."""
-    masks = group_masks(spec, teacher, labels)
-    return _partitioned_kl(student, teacher, masks, spec.group_weight,
-                           list(spec.leaf_weights), spec.temperature,
-                           spec.kl_type)
-
-
-def row_losses(spec: PartitionSpec,
-               student_rows: Tensor,
-               teacher_rows: Tensor,
-               labels: Optional[Tensor] = None) -> Tensor:
-    """The per-row loss of ``spec``: ``(N,)``, with ``T**2``."""
-    dtype = compute_dtype(student_rows)
-    return _spec_rows(spec, as_bcp(student_rows.to(dtype)),
-                      as_bcp(teacher_rows.detach().to(dtype)),
-                      None if labels is None else labels.view(1, -1))[0]
+    dtype = compute_dtype(student)
+    teacher = teacher.detach().to(dtype)
+    group = group_index(spec, teacher, labels)
+    return partitioned_kl(student.to(dtype), teacher, group,
+                          spec.group_weight, spec.leaf_weights,
+                          spec.temperature, spec.kl_type)
 
 
 def prepare_rows(student: Tensor, teacher: Tensor,
@@ -651,7 +470,7 @@ def prepare_rows(student: Tensor, teacher: Tensor,
         ignore_index (int, optional): label of skipped rows; None skips none.
 
     Returns:
-        tuple: ``(student3, teacher3, labels2, valid)``: ``(B, C, P)``
+        tuple: ``(student, teacher, labels, valid)``: ``(B, C, P)``
         logits in the compute dtype (the teacher detached; the logits of
         ignored rows zeroed if one of them is not finite, so their gradient
         stays 0), ``(B, P)`` labels (or None) and the ``(B, P)`` bool valid
@@ -662,17 +481,17 @@ def prepare_rows(student: Tensor, teacher: Tensor,
                          f'shape, got {tuple(student.shape)} and '
                          f'{tuple(teacher.shape)}')
     dtype = compute_dtype(student)
-    student3 = as_bcp(student.to(dtype))
-    teacher3 = as_bcp(teacher.detach().to(dtype))
+    student = as_bcp(student.to(dtype))
+    teacher = as_bcp(teacher.detach().to(dtype))
     valid = None
     if labels is not None:
-        check_labels(labels, student3.shape[1], ignore_index)
-        labels = labels.reshape(student3.shape[0], student3.shape[2])
+        check_labels(labels, student.shape[1], ignore_index)
+        labels = labels.reshape(student.shape[0], student.shape[2])
         if ignore_index is not None:
             valid = labels != ignore_index
-            student3, teacher3 = _drop_non_finite_ignored(
-                student3, teacher3, valid)
-    return student3, teacher3, labels, valid
+            student, teacher = _drop_non_finite_ignored(student, teacher,
+                                                        valid)
+    return student, teacher, labels, valid
 
 
 def plain_loss(student: Tensor,
@@ -698,9 +517,13 @@ def plain_loss(student: Tensor,
         Tensor: a scalar, or ``(rows,)`` for ``'none'``; float32 (float64
         for float64 inputs).
     """
-    student3, teacher3, labels, valid = prepare_rows(student, teacher,
-                                                     labels, ignore_index)
-    rows = _spec_rows(spec, student3, teacher3, labels)
+    is_rows = student.dim() == 2
+    student, teacher, labels, valid = prepare_rows(student, teacher, labels,
+                                                   ignore_index)
+    if is_rows:  # back to (N, C): gather and scatter are fast along rows
+        student, teacher = student[0].t(), teacher[0].t()
+        labels = None if labels is None else labels[0]
+    rows = row_losses(spec, student, teacher, labels)
     return reduce_rows(rows.reshape(-1),
                        None if valid is None else valid.reshape(-1),
                        reduction)
@@ -714,11 +537,11 @@ def entropy_loss(student: Tensor,
     """The entropy ``-sum_i p_i log p_i`` of ``p = softmax(s / T)``,
     reduced over valid rows like :func:`plain_loss` (NaN for a valid row
     with a non-finite logit)."""
-    student3, _, _, valid = prepare_rows(student, student, labels,
-                                         ignore_index)
-    log_p = torch.log_softmax(student3 / temperature, dim=1)
+    student, _, _, valid = prepare_rows(student, student, labels,
+                                        ignore_index)
+    log_p = torch.log_softmax(student / temperature, dim=1)
     rows = -(log_p.exp() * log_p).sum(dim=1)
-    rows = torch.where(finite_rows(student3), rows, float('nan'))
+    rows = torch.where(finite_rows(student), rows, float('nan'))
     return reduce_rows(rows.reshape(-1),
                        None if valid is None else valid.reshape(-1),
                        reduction)
@@ -742,10 +565,10 @@ def keep_teacher_correct(labels: Tensor, teacher: Tensor,
         tuple: ``(labels, ignore_index)`` to pass on: the wrong rows carry
         ``ignore_index`` (-1 when it is None).
     """
-    teacher3 = as_bcp(teacher.detach())
-    check_labels(labels, teacher3.shape[1], ignore_index)
-    correct = teacher3.argmax(dim=1).reshape(-1) == labels
-    correct |= ~finite_rows(teacher3).reshape(-1)
+    teacher = as_bcp(teacher.detach())
+    check_labels(labels, teacher.shape[1], ignore_index)
+    correct = teacher.argmax(dim=1).reshape(-1) == labels
+    correct |= ~finite_rows(teacher).reshape(-1)
     ignore = -1 if ignore_index is None else ignore_index
     return torch.where(correct, labels, ignore), ignore
 

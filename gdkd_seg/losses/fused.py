@@ -4,13 +4,11 @@ Same function as ``functional.plain_loss`` with ``'mean'`` (over valid rows)
 or ``'sum'`` reduction, for any :class:`~.partition.PartitionSpec`, as one
 autograd function:
 
-* forward computes the loss *and* ``dLoss/ds`` (docs/method.md),
-
-      dL/ds_i = T [w_group p^g_i (P_g - Q_g) + w_g (p^g_i - q^g_i)] / n,
-
-  and keeps only that gradient (one logits-sized tensor); with
-  ``spec.kl_type`` ``'reverse'`` or ``'both'`` the within-group part is the
-  reverse KL's (docs/method.md), on the torch path only;
+* forward computes the loss *and* ``dLoss/ds`` in closed form (the
+  gradient identity of docs/method.md) and keeps only that gradient (one
+  logits-sized tensor); with ``spec.kl_type`` ``'reverse'`` or ``'both'``
+  the within-group part is the reverse KL's (docs/method.md), on the torch
+  path only;
 * backward multiplies it by the incoming gradient, in place, and returns it;
   an incoming gradient of exactly 1 (``loss.backward()`` on a loss whose
   weight was passed as ``scale``) costs no pass over it. A second backward
@@ -29,10 +27,12 @@ Inputs are ``(N, C)`` rows or ``(B, C, *spatial)`` maps, read in place as
 * ``'torch'`` (any device): chunks of pixels, each a few ``(C, L)``
   temporaries; nothing logits-sized besides the gradient (``fused_torch``).
 
-Both follow the plain implementation's numerics: float32 accumulation (float64
-inputs stay float64 in the torch path), each group's log-softmax relative to
-the group's own max, no masking constant, no clamping, ties in the teacher's
-ranking to the lowest class index. The gradient has the student's dtype.
+Both follow the plain implementation's numerics (``functional``): float32
+accumulation (float64 inputs stay float64 in the torch path), each group's
+log-softmax relative to the group's own max, no masking constant, no
+clamping; and its groups: ``functional.group_index``'s rule (teacher ranks
+with ties to the lowest class index, or the label). The gradient has the
+student's dtype.
 
 Rows: a row whose label equals ``ignore_index`` contributes 0 to the loss and
 its gradient is 0, whatever its logits; a valid row with a non-finite logit
@@ -56,7 +56,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from . import functional as F
+from . import functional
 from . import fused_torch
 from .partition import PartitionSpec
 
@@ -149,18 +149,18 @@ _PATHS = {}
 _VERIFY_ROWS = 256
 
 
-def _verification_rows(s3: Tensor, t3: Tensor, labels2, row_k,
+def _verification_rows(student: Tensor, teacher: Tensor, labels, row_k,
                        ignore_index: Optional[int]):
     """Up to ``_VERIFY_ROWS`` valid rows of this call with finite logits
     and a class label (if any), in its layout (maps: unit pixel stride;
     rows: classes contiguous), as ``(1, C, n)`` logits and ``(1, n)``
     labels and cuts; None if there is none."""
-    B, C, P = s3.shape
-    usable = torch.isfinite(s3).all(1) & torch.isfinite(t3).all(1)
-    if labels2 is not None:  # not a label that the device check reports
-        usable &= (labels2 >= 0) & (labels2 < C)
+    B, C, P = student.shape
+    usable = torch.isfinite(student).all(1) & torch.isfinite(teacher).all(1)
+    if labels is not None:  # not a label that the device check reports
+        usable &= (labels >= 0) & (labels < C)
         if ignore_index is not None:
-            usable &= labels2 != ignore_index
+            usable &= labels != ignore_index
     index = usable.reshape(-1).nonzero()[:_VERIFY_ROWS, 0]
     if not index.numel():
         return None
@@ -169,16 +169,17 @@ def _verification_rows(s3: Tensor, t3: Tensor, labels2, row_k,
         # them as for a full map, and the check compiles nothing more.
         index = index[:index.numel() // 16 * 16]
     b, p = index // P, index % P
-    maps = s3.stride(2) == 1 and P > 1
+    maps = student.stride(2) == 1 and P > 1
 
-    def logits(x3):
-        rows = x3[b, :, p]  # (n, C)
+    def logits(view):
+        rows = view[b, :, p]  # (n, C)
         return (rows.t().contiguous() if maps else rows.t()).unsqueeze(0)
 
-    def per_row(x2):
-        return None if x2 is None else x2[b, p].unsqueeze(0).contiguous()
+    def per_row(values):
+        return None if values is None else \
+            values[b, p].unsqueeze(0).contiguous()
 
-    return logits(s3), logits(t3), per_row(labels2), per_row(row_k)
+    return logits(student), logits(teacher), per_row(labels), per_row(row_k)
 
 
 def _plain_reference(rows: tuple, spec: PartitionSpec,
@@ -188,9 +189,9 @@ def _plain_reference(rows: tuple, spec: PartitionSpec,
     s, t, labels, _ = rows
     with torch.enable_grad():  # autograd.Function.forward disables it
         student = s[0].t().double().requires_grad_(True)
-        loss = F.plain_loss(student, t[0].t().double(), spec,
-                            None if labels is None else labels[0],
-                            ignore_index)
+        loss = functional.plain_loss(student, t[0].t().double(), spec,
+                                     None if labels is None else labels[0],
+                                     ignore_index)
         grad, = torch.autograd.grad(loss, student)
     return loss.item(), grad
 
@@ -227,19 +228,19 @@ def _disagreement(rows: tuple, loss: float, grad: Tensor, reference: tuple,
             f'{largest:.3g}, tolerance {grad_tol:.2g})')
 
 
-def _choose_path(candidates: tuple, forced: bool, sizes: tuple, s3, t3,
-                 labels2, row_k, spec: PartitionSpec,
+def _choose_path(candidates: tuple, forced: bool, sizes: tuple, student,
+                 teacher, labels, row_k, spec: PartitionSpec,
                  ignore_index: Optional[int]) -> Optional[str]:
     """The first of ``candidates`` that compiles and agrees with the plain
     path on rows of this call, else ``'torch'``; warns for each kernel
     passed over (a kernel named in ``config`` raises instead). None when
     the call has no valid row with finite logits to compare."""
-    rows = _verification_rows(s3, t3, labels2, row_k, ignore_index)
+    rows = _verification_rows(student, teacher, labels, row_k, ignore_index)
     if rows is None:
         return None
     reference = _plain_reference(rows, spec, ignore_index)
-    what = (f'(C={s3.shape[1]}, {spec}, {s3.dtype}, '
-            f'{"with" if labels2 is not None else "without"} labels)')
+    what = (f'(C={student.shape[1]}, {spec}, {student.dtype}, '
+            f'{"with" if labels is not None else "without"} labels)')
     for i, kernel in enumerate(candidates):
         grad = torch.empty_like(rows[0])
         try:
@@ -267,7 +268,7 @@ def _choose_path(candidates: tuple, forced: bool, sizes: tuple, s3, t3,
     return 'torch'
 
 
-def _triton_path(s3: Tensor, t3: Tensor, labels2, row_k, grad3,
+def _triton_path(student: Tensor, teacher: Tensor, labels, row_k, grad,
                  spec: PartitionSpec, ignore_index: Optional[int],
                  config) -> Tuple[str, tuple]:
     """The kernel (and block sizes) for this call, or ``'torch'``.
@@ -279,7 +280,7 @@ def _triton_path(s3: Tensor, t3: Tensor, labels2, row_k, grad3,
     config = tuple(config or ())
     forced = bool(config) and isinstance(config[0], str)
     sizes = config[1:] if forced else config
-    num_classes = s3.shape[1]
+    num_classes = student.shape[1]
     if forced:
         if config[0] not in fused_triton.KERNELS:
             raise ValueError(f'kernel must be one of {fused_triton.KERNELS},'
@@ -289,17 +290,17 @@ def _triton_path(s3: Tensor, t3: Tensor, labels2, row_k, grad3,
             raise ValueError(problem)
         candidates = (config[0], )
     else:
-        candidates = fused_triton.pick_kernels(s3, t3, grad3, spec)
+        candidates = fused_triton.pick_kernels(student, teacher, grad, spec)
     if not candidates:
         return 'torch', ()
     signature = (candidates, sizes, num_classes,
                  *fused_triton.constexprs(spec, num_classes).items(),
-                 s3.dtype, t3.dtype, labels2 is not None,
-                 ignore_index is not None, s3.device.type)
+                 student.dtype, teacher.dtype, labels is not None,
+                 ignore_index is not None, student.device.type)
     path = _PATHS.get(signature)
     if path is None:
-        path = _choose_path(candidates, forced, sizes, s3, t3, labels2,
-                            row_k, spec, ignore_index)
+        path = _choose_path(candidates, forced, sizes, student, teacher,
+                            labels, row_k, spec, ignore_index)
         if path is None:  # nothing to compare: decide on a later call
             return (candidates[0], sizes) if forced else ('torch', ())
         _PATHS[signature] = path
@@ -311,33 +312,34 @@ def _compute(student: Tensor, teacher: Tensor, labels: Optional[Tensor],
              mean: bool, backend: str, need_grad: bool, config=None):
     """Loss, gradient (or None) and, from the kernels, the bad-label
     counts (or None)."""
-    s3, t3 = F.as_bcp(student), F.as_bcp(teacher)
-    B, C, P = s3.shape
-    grad = grad3 = None
+    grad = grad_view = None
     if need_grad:
         grad = torch.empty(student.shape, dtype=student.dtype,
                            device=student.device)
-        grad3 = F.as_bcp(grad)
-    if s3.numel() == 0:  # nothing to launch: 0, as an all-ignored batch
-        return torch.zeros((), dtype=F.compute_dtype(student),
+        grad_view = functional.as_bcp(grad)
+    # Everything below reads (B, C, P) views.
+    student, teacher = functional.as_bcp(student), functional.as_bcp(teacher)
+    B, C, P = student.shape
+    if student.numel() == 0:  # nothing to launch: 0, as an all-ignored batch
+        return torch.zeros((), dtype=functional.compute_dtype(student),
                            device=student.device), grad, None
-    labels2 = None if labels is None else labels.reshape(B, P)
+    labels = None if labels is None else labels.reshape(B, P)
     row_k = None  # the torch path computes an adaptive cut chunk by chunk
     if backend == 'triton':
         if spec.adaptive is not None:
-            row_k = F.adaptive_k(F.flatten_logits(teacher),
-                                 spec.adaptive.mass, spec.temperature,
-                                 spec.adaptive.max_k).reshape(B, P).to(
-                                     torch.int32)
-        path, sizes = _triton_path(s3, t3, labels2, row_k, grad3, spec,
-                                   ignore_index, config)
+            row_k = functional.adaptive_k(
+                functional.flatten_logits(teacher), spec.adaptive.mass,
+                spec.temperature, spec.adaptive.max_k).reshape(B, P).to(
+                    torch.int32)
+        path, sizes = _triton_path(student, teacher, labels, row_k,
+                                   grad_view, spec, ignore_index, config)
         if path != 'torch':
             loss, bad_labels = fused_triton.launch(
-                s3, t3, labels2, row_k, grad3, spec, scale, ignore_index,
-                mean, path, sizes)
+                student, teacher, labels, row_k, grad_view, spec, scale,
+                ignore_index, mean, path, sizes)
             return loss, grad, bad_labels
-    loss = fused_torch.forward(s3, t3, labels2, row_k, grad3, spec, scale,
-                               ignore_index, mean)
+    loss = fused_torch.forward(student, teacher, labels, row_k, grad_view,
+                               spec, scale, ignore_index, mean)
     return loss, grad, None
 
 
@@ -354,7 +356,7 @@ class FusedPartitionedKL(torch.autograd.Function):
             if bad_labels is not None:
                 _PENDING.add(bad_labels, student.shape[1], ignore_index)
             else:  # the torch path ran instead of a kernel
-                F.check_labels(labels, student.shape[1], ignore_index)
+                functional.check_labels(labels, student.shape[1], ignore_index)
         ctx.grad = grad
         ctx.args = (spec, scale, ignore_index, mean, backend, config)
         ctx.save_for_backward(student, teacher, labels)
@@ -452,7 +454,7 @@ def fused_partitioned_kl(student: Tensor,
         defer_label_check = backend == 'triton' and (
             mode == 'device' or mode == 'auto' and labels.is_cuda)
         if not defer_label_check:
-            F.check_labels(labels, num_classes, ignore_index)
+            functional.check_labels(labels, num_classes, ignore_index)
     return FusedPartitionedKL.apply(student, teacher.detach(), labels, spec,
                                     float(scale), ignore_index,
                                     reduction == 'mean', backend, config,

@@ -2,19 +2,19 @@
 
 Chunks of pixels, each a few ``(C, L)`` temporaries; nothing logits-sized
 besides the gradient. Any :class:`~.partition.PartitionSpec`: any number of
-cut points, a per-row cut, or the label partition. Same numerics as the
-plain implementation: float32 accumulation (float64 inputs stay float64),
-each group's log-softmax relative to the group's own max, no masking
-constant, no clamping of masses, top ranks ties to the lowest class index.
-A row with a non-finite logit has a NaN loss (and gradient) if it is valid
-and 0 if it is ignored.
+cut points, a per-row cut, or the label partition, grouped by the rule of
+``functional.group_index``. Same numerics as the plain path
+(``functional.partitioned_kl``): float32 accumulation (float64 inputs stay
+float64), each group's log-softmax relative to the group's own max, no
+masking constant, no clamping of masses. A row with a non-finite logit has
+a NaN loss (and gradient) if it is valid and 0 if it is ignored.
 """
 from typing import List, Optional
 
 import torch
 from torch import Tensor
 
-from . import functional as F
+from . import functional
 from .partition import GroupRule, PartitionSpec
 
 # Pixels per chunk are chosen so a chunk holds ~2**18 logits: the ~15
@@ -23,24 +23,79 @@ from .partition import GroupRule, PartitionSpec
 _CHUNK_ELEMENTS = 1 << 18
 
 
-# On CPU, torch.where, boolean ops, cumsum and topk over a strided dim run
-# 10-60x slower than float arithmetic, so groups are float 0/1 masks and
-# every per-class step is a multiply-add or a max/sum reduction. Logits
-# within +-1e38 (checked per chunk; beyond, they are clamped) leave 3e38 below
-# every key and a "minus infinity" that keeps 0 * it finite.
+# On CPU, torch.where, boolean and integer ops, gathers, scatters, cumsum and
+# topk over a strided dim run 4-60x slower than float arithmetic, so groups
+# are float 0/1 masks and every per-class step is a multiply-add or a
+# max/sum reduction. Logits within +-1e38 (checked per chunk; beyond, they
+# are clamped) leave 3e38 below every key and a "minus infinity" that keeps
+# 0 * it finite.
 _BIG = 3.0e38
 _CLAMP = 1.0e38
+# Teacher ranks up to this depth are found by max extraction (a few float
+# passes per rank); deeper partitions by ``functional.group_index``.
+_MAX_ROUNDS = 32
+
+
+def _top_masks(t: Tensor, depths) -> List[Tensor]:
+    """Float 0/1 ``(C, L)`` masks of the teacher's top ``d`` classes, for
+    each of the increasing int ``depths``, or one mask for an ``(L,)``
+    tensor of per-row depths.
+
+    ``functional.group_index``'s rule (ties to the lowest class index) by
+    repeated max extraction in float arithmetic: per rank, ``hit`` is 1 at
+    the row's max, the lowest-indexed one if several tie, and that class's
+    key drops to minus infinity.
+    """
+    per_row = torch.is_tensor(depths)
+    deepest = int(depths.max()) if per_row else depths[-1]
+    key = t.clone()
+    taken = torch.zeros_like(key)
+    # C - class index: the largest among tied maxima is the lowest index.
+    reverse_index = torch.arange(key.shape[0], 0, -1, dtype=key.dtype,
+                                 device=key.device).view(-1, 1)
+    masks = []
+    for rank in range(deepest):
+        # sign(key - max) + 1: 1 where the key equals its row's max, else 0.
+        hit = (key - key.amax(dim=0)).sign_().add_(1.)
+        if not bool((hit.sum(dim=0) == 1).all()):  # a tie (or a NaN row)
+            first = (hit * reverse_index).amax(dim=0)
+            hit.mul_((reverse_index - first).sign_().add_(1.))
+        # key - hit / (1 - hit): a picked key becomes -inf, others stay.
+        key.addcdiv_(hit, 1. - hit, value=-1.)
+        if per_row:
+            taken.addcmul_(hit, (rank < depths).to(key.dtype))
+        else:
+            taken.add_(hit)
+            if rank + 1 in depths:
+                masks.append(taken.clone())
+    return [taken] if per_row else masks
 
 
 def _group_masks(t: Tensor, labels: Optional[Tensor],
                  row_k: Optional[Tensor],
                  spec: PartitionSpec) -> Optional[List[Tensor]]:
-    """Float 0/1 masks ``(C, L)``, one per group (None for one group):
-    ``functional.group_masks`` on the chunk."""
-    masks = F.group_masks(
+    """Float 0/1 masks ``(C, L)``, one per group (None for one group), by
+    ``functional.group_index``'s rule."""
+    spec.check_num_classes(t.shape[0])
+    if spec.num_groups == 1:
+        return None
+    if spec.rule == GroupRule.TEACHER_RANK and \
+            spec.depth(t.shape[0]) <= _MAX_ROUNDS:
+        if spec.adaptive is not None:
+            if row_k is None:
+                row_k = functional.adaptive_k(
+                    t.t(), spec.adaptive.mass, spec.temperature,
+                    spec.adaptive.max_k)
+            top, = _top_masks(t, row_k)
+            return [top, 1. - top]
+        tops = _top_masks(t, spec.cuts)
+        # ranks [c_{j-1}, c_j): top-c_j minus top-c_{j-1}
+        return [tops[0]] + [deeper - shallower for shallower, deeper in
+                            zip(tops, tops[1:])] + [1. - tops[-1]]
+    group = functional.group_index(
         spec, t[None], None if labels is None else labels[None],
-        None if row_k is None else row_k[None])
-    return None if masks is None else [m[0] for m in masks]
+        None if row_k is None else row_k[None])[0]
+    return [(group == g).to(t.dtype) for g in range(spec.num_groups)]
 
 
 def _group_max(x: Tensor, mask: Tensor) -> Tensor:
@@ -118,50 +173,53 @@ def _finite_chunk_loss_grad(s, t, labels, row_k, spec, grad_scale):
     masks = _group_masks(t, labels, row_k, spec)
     w = spec.leaf_weights
     if masks is None:
-        ms, mt = [s.amax(dim=0)], [t.amax(dim=0)]
-        xs, xt = s - ms[0], t - mt[0]
+        max_s, max_t = [s.amax(dim=0)], [t.amax(dim=0)]
+        x_s, x_t = s - max_s[0], t - max_t[0]
     else:
         # Each group's log-softmax relative to the group's own max. An empty
         # group's max is junk (~-3e38): it borrows a real one so no shift
         # loses precision (no class uses it, its mass is 0 anyway).
-        ms = [_group_max(s, m) for m in masks]
-        mt = [_group_max(t, m) for m in masks]
+        max_s = [_group_max(s, m) for m in masks]
+        max_t = [_group_max(t, m) for m in masks]
         present = [m.amax(dim=0) > 0 for m in masks]
         if not all(bool(p.all()) for p in present):
             s_max, t_max = s.amax(dim=0), t.amax(dim=0)
             for g in range(len(masks)):
-                ms[g] = torch.where(present[g], ms[g], s_max)
-                mt[g] = torch.where(present[g], mt[g], t_max)
-        xs = s - _per_class(masks, ms)
-        xt = t - _per_class(masks, mt)
-        ms, mt = _effective(ms), _effective(mt)
-    es = xs.mul_(inv_t).exp()
-    et = xt.mul_(inv_t).exp()
-    etd = (xt - xs).mul_(et)  # finite logits: 0 where et underflows to 0
+                max_s[g] = torch.where(present[g], max_s[g], s_max)
+                max_t[g] = torch.where(present[g], max_t[g], t_max)
+        x_s = s - _per_class(masks, max_s)
+        x_t = t - _per_class(masks, max_t)
+        max_s, max_t = _effective(max_s), _effective(max_t)
+    exp_s = x_s.mul_(inv_t).exp()
+    exp_t = x_t.mul_(inv_t).exp()
+    # exp(x_t) (x_t - x_s); finite logits: 0 where exp_t underflows to 0
+    weighted_gap = (x_t - x_s).mul_(exp_t)
 
     def group_sum(x):
         if masks is None:
             return [x.sum(dim=0)]
         return [(x * m).sum(dim=0) for m in masks]
 
-    zs, zt, a = group_sum(es), group_sum(et), group_sum(etd)
+    sum_s, sum_t = group_sum(exp_s), group_sum(exp_t)
+    gap_sums = group_sum(weighted_gap)
     forward_share = {'forward': 1., 'reverse': 0., 'both': 0.5}[spec.kl_type]
     reverse = None
     if spec.kl_type != 'forward':
-        reverse = _reverse_leaves(xs, xt, es, zs, zt, masks, group_sum)
+        reverse = _reverse_leaves(x_s, x_t, exp_s, sum_s, sum_t, masks,
+                                  group_sum)
     rows = 0.
     for g in range(spec.num_groups):
-        leaf = a[g] / zt[g] - zt[g].log() + zs[g].log()
-        leaf = torch.where(zt[g] > 0, leaf, 0.)
+        leaf = gap_sums[g] / sum_t[g] - sum_t[g].log() + sum_s[g].log()
+        leaf = torch.where(sum_t[g] > 0, leaf, 0.)
         if reverse is not None:
             leaf = forward_share * leaf + (1. - forward_share) * reverse[1][g]
         rows = rows + w[g] * leaf
     big_p = big_q = None
     if masks is not None:
         # Group masses in log space: u_g = (m_g - M) / T + log Z_g.
-        ms, mt = torch.stack(ms), torch.stack(mt)
-        log_p = (ms - ms.amax(0)) * inv_t + torch.stack(zs).log()
-        log_q = (mt - mt.amax(0)) * inv_t + torch.stack(zt).log()
+        max_s, max_t = torch.stack(max_s), torch.stack(max_t)
+        log_p = (max_s - max_s.amax(0)) * inv_t + torch.stack(sum_s).log()
+        log_q = (max_t - max_t.amax(0)) * inv_t + torch.stack(sum_t).log()
         log_p = log_p - log_p.logsumexp(0)
         log_q = log_q - log_q.logsumexp(0)
         big_p, big_q = log_p.exp(), log_q.exp()
@@ -172,25 +230,26 @@ def _finite_chunk_loss_grad(s, t, labels, row_k, spec, grad_scale):
     if reverse is not None:
         # d KL(p^g || q^g) / ds_i = p^g_i (r_i - R_g) / T, r_i = log p^g_i -
         # log q^g_i and R_g the group's reverse KL; T^2 / T = T is in
-        # grad_scale. Taken before es is overwritten below.
+        # grad_scale. Taken before exp_s is overwritten below.
         log_ratio, leaves = reverse
-        coef_r = [torch.where(zs[g] > 0, (1. - forward_share) * w[g] *
-                              grad_scale / zs[g], 0.)
+        coef_r = [torch.where(sum_s[g] > 0, (1. - forward_share) * w[g] *
+                              grad_scale / sum_s[g], 0.)
                   for g in range(spec.num_groups)]
-        reverse_grad = es * _values_per_class(masks, coef_r) * (
+        reverse_grad = exp_s * _values_per_class(masks, coef_r) * (
             log_ratio - _values_per_class(masks, leaves))
         w = [forward_share * v for v in w]
     coef_p, coef_q = [], []
     for g in range(spec.num_groups):
         c = w[g] if big_p is None else \
             spec.group_weight * (big_p[g] - big_q[g]) + w[g]
-        coef_p.append(torch.where(zs[g] > 0, c * grad_scale / zs[g], 0.))
-        coef_q.append(torch.where(zt[g] > 0, w[g] * grad_scale / zt[g], 0.))
+        coef_p.append(torch.where(sum_s[g] > 0, c * grad_scale / sum_s[g], 0.))
+        coef_q.append(
+            torch.where(sum_t[g] > 0, w[g] * grad_scale / sum_t[g], 0.))
     if masks is None:
-        grad = torch.addcmul(es * coef_p[0], et, -coef_q[0])
+        grad = torch.addcmul(exp_s * coef_p[0], exp_t, -coef_q[0])
     else:
-        grad = es.mul_(_per_class(masks, coef_p))
-        grad.addcmul_(et, _per_class(masks, coef_q), value=-1.)
+        grad = exp_s.mul_(_per_class(masks, coef_p))
+        grad.addcmul_(exp_t, _per_class(masks, coef_q), value=-1.)
     return rows, grad if reverse is None else grad.add_(reverse_grad)
 
 
@@ -199,42 +258,42 @@ def _values_per_class(masks: Optional[list], values: list) -> Tensor:
     return values[0] if masks is None else _per_class(masks, values)
 
 
-def _reverse_leaves(xs, xt, es, zs, zt, masks, group_sum):
+def _reverse_leaves(x_s, x_t, exp_s, sum_s, sum_t, masks, group_sum):
     """The within-group reverse KLs ``KL(p^g || q^g)`` of a chunk.
 
-    ``xs``, ``xt`` are the logits over T relative to their group's max and
-    ``es = exp(xs)``, so ``log p^g_i = xs_i - log zs_g``.
+    ``x_s``, ``x_t`` are the logits over T relative to their group's max and
+    ``exp_s = exp(x_s)``, so ``log p^g_i = xs_i - log zs_g``.
 
     Returns:
         tuple: ``(log_ratio, leaves)``: the ``(C, L)`` ``log p^g_i - log
         q^g_i`` and one ``(L,)`` KL per group (0 for an empty group).
     """
-    # log zt - log zs (0 for an empty group: no class reads it).
+    # log sum_t - log sum_s (0 for an empty group: no class reads it).
     log_z = [torch.where(s > 0, t.log() - s.log(), 0.)
-             for s, t in zip(zs, zt)]
-    log_ratio = (xs - xt).add_(_values_per_class(masks, log_z))
-    sums = group_sum(es * log_ratio)
-    leaves = [torch.where(z > 0, b / z, 0.) for b, z in zip(sums, zs)]
+             for s, t in zip(sum_s, sum_t)]
+    log_ratio = (x_s - x_t).add_(_values_per_class(masks, log_z))
+    sums = group_sum(exp_s * log_ratio)
+    leaves = [torch.where(z > 0, b / z, 0.) for b, z in zip(sums, sum_s)]
     return log_ratio, leaves
 
 
-def _classes_first(x3: Tensor) -> Tensor:
+def _classes_first(x: Tensor) -> Tensor:
     """``(b, C, L)`` -> ``(C, b * L)``: a view for one image, else a copy."""
-    return x3.transpose(0, 1).reshape(x3.shape[1], -1)
+    return x.transpose(0, 1).reshape(x.shape[1], -1)
 
 
-def forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
-            row_k: Optional[Tensor], grad3: Optional[Tensor],
+def forward(student: Tensor, teacher: Tensor, labels: Optional[Tensor],
+            row_k: Optional[Tensor], grad: Optional[Tensor],
             spec: PartitionSpec, scale: float, ignore_index: Optional[int],
             mean: bool) -> Tensor:
-    """Torch path over ``(B, C, P)`` views, chunk by chunk; fills grad3.
+    """Torch path over ``(B, C, P)`` views, chunk by chunk; fills ``grad``.
 
     Args:
-        s3, t3: student / teacher logits viewed as ``(B, C, P)``.
-        labels2: ``(B, P)`` labels or None.
+        student, teacher: logits viewed as ``(B, C, P)``.
+        labels: ``(B, P)`` labels or None.
         row_k: ``(B, P)`` per-row cut of an adaptive spec, or None to
             compute it here chunk by chunk.
-        grad3: ``(B, C, P)`` output for ``dLoss/ds`` or None.
+        grad: ``(B, C, P)`` output for ``dLoss/ds`` or None.
         spec: the partition.
         scale: multiplier of the loss (loss_weight).
         ignore_index: label of skipped rows (None: none skipped).
@@ -243,13 +302,13 @@ def forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
     Returns:
         Tensor: the 0-dim loss, float32 (float64 for float64 inputs).
     """
-    B, C, P = s3.shape
-    dtype = F.compute_dtype(s3)
-    valid2 = None
-    if labels2 is not None and ignore_index is not None:
-        valid2 = labels2 != ignore_index
+    B, C, P = student.shape
+    dtype = functional.compute_dtype(student)
+    valid = None
+    if labels is not None and ignore_index is not None:
+        valid = labels != ignore_index
     if mean:
-        count = B * P if valid2 is None else int(valid2.sum())
+        count = B * P if valid is None else int(valid.sum())
         inv_n = 1. / max(count, 1)
     else:
         inv_n = 1.
@@ -257,40 +316,43 @@ def forward(s3: Tensor, t3: Tensor, labels2: Optional[Tensor],
     # Whole images per chunk when they fit: small maps then run a few large
     # ops instead of many small ones (per-op overhead dominated them).
     images = max(1, step // P)
-    total = torch.zeros((), dtype=dtype, device=s3.device)
+    total = torch.zeros((), dtype=dtype, device=student.device)
     for b0 in range(0, B, images):
         b1 = min(B, b0 + images)
         for p0 in range(0, P, step):
             sl = slice(p0, p0 + step)
-            s = _classes_first(s3[b0:b1, :, sl]).to(dtype)
-            t = _classes_first(t3[b0:b1, :, sl]).to(dtype)
-            valid = None if valid2 is None else valid2[b0:b1, sl].reshape(-1)
-            labels = None
+            s = _classes_first(student[b0:b1, :, sl]).to(dtype)
+            t = _classes_first(teacher[b0:b1, :, sl]).to(dtype)
+            chunk_valid = None if valid is None else \
+                valid[b0:b1, sl].reshape(-1)
+            chunk_labels = None
             if spec.rule == GroupRule.LABEL:
-                labels = labels2[b0:b1, sl].reshape(-1)
-                if valid is not None:
+                chunk_labels = labels[b0:b1, sl].reshape(-1)
+                if chunk_valid is not None:
                     # An ignored row's label (255) is no class: class 0
                     # instead keeps its groups non-empty, off the slower
                     # empty-group path (the row is masked anyway).
-                    labels = torch.where(valid, labels, 0)
+                    chunk_labels = torch.where(chunk_valid, chunk_labels, 0)
             if row_k is not None:
                 k = row_k[b0:b1, sl].reshape(-1)
             elif spec.adaptive is not None:  # from this chunk's teacher only
-                k = F.adaptive_k(t.t(), spec.adaptive.mass, spec.temperature,
-                                 spec.adaptive.max_k)
+                k = functional.adaptive_k(t.t(), spec.adaptive.mass,
+                                          spec.temperature,
+                                          spec.adaptive.max_k)
             else:
                 k = None
             grad_scale = None
-            if grad3 is not None:
+            if grad is not None:
                 grad_scale = s.new_full(s.shape[1:],
                                         spec.temperature * scale * inv_n)
-                if valid is not None:
-                    grad_scale = torch.where(valid, grad_scale, 0.)
-            rows, grad = _chunk_loss_grad(s, t, labels, k, spec, grad_scale)
-            if valid is not None:
-                rows = torch.where(valid, rows, 0.)
+                if chunk_valid is not None:
+                    grad_scale = torch.where(chunk_valid, grad_scale, 0.)
+            rows, chunk_grad = _chunk_loss_grad(s, t, chunk_labels, k, spec,
+                                                grad_scale)
+            if chunk_valid is not None:
+                rows = torch.where(chunk_valid, rows, 0.)
             total += rows.sum()
-            if grad is not None:
-                grad3[b0:b1, :, sl] = grad.reshape(C, b1 - b0, -1) \
+            if chunk_grad is not None:
+                grad[b0:b1, :, sl] = chunk_grad.reshape(C, b1 - b0, -1) \
                     .transpose(0, 1)
     return total * (spec.temperature**2 * scale * inv_n)

@@ -8,6 +8,15 @@ partials in a fixed order, so the loss is deterministic run to run. The
 ticket counter is reset by that last program, so a cached zero buffer is
 reused without a memset launch.
 
+Both kernels group the classes by ``functional.group_index``'s rule: a
+class of teacher rank ``r`` (descending, ties to the lowest class index) is
+in group ``#{j : c_j <= r}`` (``_rank_of_group``; one per-row cut for an
+adaptive spec), and by the label the ground-truth class is group 0 and the
+rest group 1. The tile kernel finds the ranks by selection rounds
+(``_tile_rank_groups``), the class loop by insertion and tie counts per cut
+(``_rank_group``); the tests compare both with an independent float64
+oracle, ties included.
+
 The kernels read the spec as compile-time constants (:func:`constexprs`):
 ``RULE`` (``int(spec.rule)``), ``CUTS`` (the teacher-rank cut points),
 ``ADAPTIVE`` (one cut per row, read from a ``(B, P)`` tensor), ``DEPTH``
@@ -90,11 +99,10 @@ def _pixel_terms(partial_ptr, ms, mt, zs, zt, a, valid, inv_t, scale,
     ``mt[g]`` the student / teacher max, ``zs[g]`` / ``zt[g]`` the sums of
     ``exp((x - m_g) / T)``, ``a[g]`` = sum et (xt - xs) in base 2.
     ``weights`` = ``(w_group, w_leaf_0, .., w_leaf_{G-1})``. The gradient of
-    class i in group g is ``es_i cp[g] - et_i cq[g]``
-    (docs/method.md):
-    dL/ds_i = T [w_group p^g_i (P_g - Q_g) + w_g (p^g_i - q^g_i)] / n, with
-    ``scale`` = T * loss_weight / n (0 for ignored pixels); coefficients of
-    empty groups are 0 (no class picks them).
+    class i in group g is ``es_i cp[g] - et_i cq[g]``, the closed form of
+    docs/method.md's gradient identity, with ``scale`` = T * loss_weight / n
+    (0 for ignored pixels); coefficients of empty groups are 0 (no class
+    picks them).
 
     Returns:
         tuple: ``(cp, cq)``, tuples of ``NUM_GROUPS`` coefficients.

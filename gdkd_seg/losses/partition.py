@@ -1,13 +1,10 @@
 """What a member of the loss family is: its groups and the weights of its KLs.
 
-Every loss in this package is one partitioned KL divergence (the math is in
-``docs/method.md``). Per row, with ``p = softmax(s / T)``, ``q =
-softmax(t / T)`` and the classes split into groups ``U_0 .. U_{G-1}``::
-
-    L = T^2 * [ w_group * KL(Q || P) + sum_g w_g * KL(q^g || p^g) ]
-
-(``kl_type`` may turn the within-group terms into ``KL(p^g || q^g)`` or
-the mean of both directions; the group term stays ``KL(Q || P)``.)
+Every loss in this package is one partitioned KL divergence of the classes
+split into groups ``U_0 .. U_{G-1}``, with a group weight ``w_group`` on the
+KL of the group masses and one leaf weight ``w_g`` per group on the KL
+within it; its equation is written in ``functional.partitioned_kl`` and in
+``docs/method.md``.
 
 A :class:`PartitionSpec` says how the groups are formed (a
 :class:`GroupRule` and its cut points) and what the weights are. Each
@@ -34,11 +31,13 @@ whose teacher top-k holds a share ``mass`` of the teacher's probability
 Groups by the label (``GroupRule.LABEL``): ``{ground-truth class}`` (group
 0) vs the rest (group 1), as DKD.
 
-A new way of forming groups is a :class:`GroupRule` member and its checks
-here, and its masks in ``functional.group_masks`` (which the plain path and
-the fused torch path share); on CUDA, the Triton kernels need its group ids
-too (``fused_triton``; ``limit_error`` sends what they lack to the torch
-path).
+``functional.group_index`` turns a spec into each class's group; the fused
+torch path and the Triton kernels implement the same rule. A new way of
+forming groups is a :class:`GroupRule` member and its checks here, its
+group index in ``functional.group_index``, its masks in
+``fused_torch._group_masks`` (which may call ``group_index``) and, on CUDA,
+its group ids in the Triton kernels (``fused_triton``; ``limit_error``
+sends what they lack to the torch path).
 """
 import enum
 import math
@@ -90,8 +89,10 @@ class PartitionSpec:
         rule (GroupRule): teacher ranking (cut points) or label.
         cuts (tuple[int]): strictly increasing cut points >= 1
             (``TEACHER_RANK`` only; empty with ``adaptive``).
-        group_weight (float): weight of the group-level ``KL(Q || P)``.
-        leaf_weights (tuple[float]): one weight per group's within-group KL.
+        group_weight (float): ``w_group``, the weight of the KL of the
+            group masses.
+        leaf_weights (tuple[float]): ``w_g``, one weight per group's
+            within-group KL.
         temperature (float): T > 0.
         adaptive (AdaptiveCut, optional): one per-row cut instead of
             ``cuts``.

@@ -82,10 +82,11 @@ def _probabilities(student, teacher, labels, ignore_index, temperature):
     """``(p, q, valid)``: ``(B, C, P)`` softened student and teacher
     distributions (NaN in a row with a non-finite logit, zeros' softmax in
     an ignored one) and the ``(B, P)`` valid rows (None: all)."""
-    s3, t3, _, valid = prepare_rows(student, teacher, labels, ignore_index)
-    finite = finite_rows(s3, t3)
-    p = torch.softmax(s3 / temperature, dim=1)
-    q = torch.softmax(t3 / temperature, dim=1)
+    student, teacher, _, valid = prepare_rows(student, teacher, labels,
+                                              ignore_index)
+    finite = finite_rows(student, teacher)
+    p = torch.softmax(student / temperature, dim=1)
+    q = torch.softmax(teacher / temperature, dim=1)
     if not bool(finite.all()):
         p = torch.where(finite[:, None], p, float('nan'))
         q = torch.where(finite[:, None], q, float('nan'))
