@@ -12,6 +12,7 @@ so that autograd gives their gradients.
 """
 import math
 
+import mpmath
 import numpy as np
 import torch
 
@@ -80,6 +81,37 @@ def partition_row_grad(s, t, groups, w_group, leaf_weights, T):
             grad[m] = T * (w_group * p[m] / P[g] * (P[g] - Q[g]) +
                            w * (p[m] / P[g] - q[m] / Q[g]))
     return grad
+
+
+def exact_partition_row(s, t, groups, w_group, leaf_weights, T):
+    """``partition_row_loss`` and ``partition_row_grad`` in 50-digit
+    arithmetic (mpmath), for rows whose masses underflow float64: class by
+    class, ``exp(-1e4)`` is a number there. Returns two floats' worth:
+    ``(loss, grad)`` as a float and a numpy float64 array."""
+    with mpmath.workdps(50):
+        s = [mpmath.mpf(float(x)) / T for x in s]
+        t = [mpmath.mpf(float(x)) / T for x in t]
+        zs, zt = mpmath.fsum(map(mpmath.exp, s)), mpmath.fsum(
+            map(mpmath.exp, t))
+        p = [mpmath.exp(x) / zs for x in s]
+        q = [mpmath.exp(x) / zt for x in t]
+        members = [[i for i in range(len(s)) if groups[i] == g]
+                   for g in range(len(leaf_weights))]
+        P = [mpmath.fsum(p[i] for i in m) for m in members]
+        Q = [mpmath.fsum(q[i] for i in m) for m in members]
+        loss = w_group * mpmath.fsum(
+            Q[g] * mpmath.log(Q[g] / P[g]) for g, m in enumerate(members)
+            if m)
+        grad = [0.0] * len(s)
+        for g, m in enumerate(members):
+            w = leaf_weights[g]
+            loss += w * mpmath.fsum(
+                q[i] / Q[g] * mpmath.log(q[i] / Q[g] / (p[i] / P[g]))
+                for i in m)
+            for i in m:
+                grad[i] = float(T * (w_group * p[i] / P[g] * (P[g] - Q[g]) +
+                                     w * (p[i] / P[g] - q[i] / Q[g])))
+        return float(T * T * loss), np.array(grad)
 
 
 def cut_row_loss(s, t, cuts, w_group, leaf_weights, T):
