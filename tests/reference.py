@@ -91,10 +91,10 @@ def exact_partition_row(s, t, groups, w_group, leaf_weights, T):
     with mpmath.workdps(50):
         s = [mpmath.mpf(float(x)) / T for x in s]
         t = [mpmath.mpf(float(x)) / T for x in t]
-        zs, zt = mpmath.fsum(map(mpmath.exp, s)), mpmath.fsum(
+        sum_s, sum_t = mpmath.fsum(map(mpmath.exp, s)), mpmath.fsum(
             map(mpmath.exp, t))
-        p = [mpmath.exp(x) / zs for x in s]
-        q = [mpmath.exp(x) / zt for x in t]
+        p = [mpmath.exp(x) / sum_s for x in s]
+        q = [mpmath.exp(x) / sum_t for x in t]
         members = [[i for i in range(len(s)) if groups[i] == g]
                    for g in range(len(leaf_weights))]
         P = [mpmath.fsum(p[i] for i in m) for m in members]

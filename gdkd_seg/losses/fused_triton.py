@@ -722,16 +722,16 @@ def limit_error(kernel: str, spec: PartitionSpec,
     return None
 
 
-def pick_kernels(s3: torch.Tensor, t3: torch.Tensor, grad3,
+def pick_kernels(student: torch.Tensor, teacher: torch.Tensor, grad,
                  spec: PartitionSpec) -> Tuple[str, ...]:
     """The kernels that can compute ``spec`` here, preferred first.
 
     ``'class_loop'`` for maps (unit pixel stride everywhere) within its
     limits, then ``'tile'`` within its own; empty: the torch path.
     """
-    num_classes = s3.shape[1]
-    tensors = [s3, t3] + ([grad3] if grad3 is not None else [])
-    maps = all(x.stride(2) == 1 for x in tensors) and s3.shape[2] > 1
+    num_classes = student.shape[1]
+    tensors = [student, teacher] + ([grad] if grad is not None else [])
+    maps = all(x.stride(2) == 1 for x in tensors) and student.shape[2] > 1
     return tuple(
         k for k in KERNELS
         if limit_error(k, spec, num_classes) is None
@@ -755,11 +755,11 @@ def default_config(num_classes: int, kernel: str = 'tile'):
     return max(1, 4096 // block_c), 4
 
 
-def _label_stats(labels2: torch.Tensor, num_classes: int,
+def _label_stats(labels: torch.Tensor, num_classes: int,
                  ignore_index: Optional[int]):
     """Launch ``_label_stats_kernel``: (valid count, bad-label stats)."""
-    B, P = labels2.shape
-    device = labels2.device
+    B, P = labels.shape
+    device = labels.device
     grid = (_cdiv(P, 1024), B)
     programs = grid[0] * grid[1]
     partials = torch.empty(programs, dtype=torch.float32, device=device)
@@ -768,23 +768,23 @@ def _label_stats(labels2: torch.Tensor, num_classes: int,
     count = torch.empty((), dtype=torch.float32, device=device)
     bad = torch.empty(3, dtype=torch.int64, device=device)
     _label_stats_kernel[grid](
-        labels2, P, labels2.stride(0), labels2.stride(1),
+        labels, P, labels.stride(0), labels.stride(1),
         0 if ignore_index is None else ignore_index, num_classes, partials,
         bad_partials, _ticket(device), count, bad,
         HAS_IGNORE=ignore_index is not None, BLOCK=1024)
     return count, bad
 
 
-def launch(s3: torch.Tensor, t3: torch.Tensor, labels2, row_k, grad3,
+def launch(student: torch.Tensor, teacher: torch.Tensor, labels, row_k, grad,
            spec: PartitionSpec, scale: float, ignore_index: Optional[int],
            mean: bool, kernel: str, sizes: Sequence[int] = ()):
     """Run ``kernel`` on ``(B, C, P)`` views.
 
     Args:
-        s3, t3: student / teacher logits viewed as ``(B, C, P)``.
-        labels2: ``(B, P)`` integer labels or None.
+        student, teacher: logits viewed as ``(B, C, P)``.
+        labels: ``(B, P)`` integer labels or None.
         row_k: ``(B, P)`` contiguous int32 per-row cut (adaptive specs).
-        grad3: ``(B, C, P)`` output for ``dLoss/ds`` or None.
+        grad: ``(B, C, P)`` output for ``dLoss/ds`` or None.
         spec: the partition.
         scale: multiplier of the loss (loss_weight).
         ignore_index: label of skipped rows (None: none skipped).
@@ -798,35 +798,35 @@ def launch(s3: torch.Tensor, t3: torch.Tensor, labels2, row_k, grad3,
         labels, an int64 ``(3,)`` device tensor (count, min, max of labels
         that are neither ``ignore_index`` nor a class), else None.
     """
-    B, C, P = s3.shape
-    device = s3.device
+    B, C, P = student.shape
+    device = student.device
     loss = torch.empty((), dtype=torch.float32, device=device)
     ticket = _ticket(device)
     count = bad = None
-    if labels2 is not None:
-        count, bad = _label_stats(labels2, C, ignore_index)
+    if labels is not None:
+        count, bad = _label_stats(labels, C, ignore_index)
     count_on_device = count is not None and mean and ignore_index is not None
-    g = grad3 if grad3 is not None else s3
-    lab = labels2 if labels2 is not None else s3
+    g = grad if grad is not None else student
+    lab = labels if labels is not None else student
     temperature = spec.temperature
     block_p, num_warps = sizes or default_config(C, kernel)
     grid = (_cdiv(P, block_p), B)
     partials = torch.empty(grid[0] * grid[1], dtype=torch.float32,
                            device=device)
-    args = (s3, t3, lab, row_k if row_k is not None else s3, g, partials,
-            ticket, loss, count if count_on_device else loss, C, P,
-            s3.stride(0), s3.stride(1), s3.stride(2),
-            t3.stride(0), t3.stride(1), t3.stride(2),
+    args = (student, teacher, lab, row_k if row_k is not None else student,
+            g, partials, ticket, loss, count if count_on_device else loss, C, P,
+            student.stride(0), student.stride(1), student.stride(2),
+            teacher.stride(0), teacher.stride(1), teacher.stride(2),
             g.stride(0), g.stride(1), g.stride(2),
-            labels2.stride(0) if labels2 is not None else 0,
-            labels2.stride(1) if labels2 is not None else 0,
+            labels.stride(0) if labels is not None else 0,
+            labels.stride(1) if labels is not None else 0,
             1. / temperature, temperature * scale, temperature**2 * scale,
             weights(spec), 0 if ignore_index is None else ignore_index,
             float(B * P) if mean else 1.)
-    meta = dict(constexprs(spec, C), HAS_LABELS=labels2 is not None,
-                HAS_IGNORE=labels2 is not None and ignore_index is not None,
+    meta = dict(constexprs(spec, C), HAS_LABELS=labels is not None,
+                HAS_IGNORE=labels is not None and ignore_index is not None,
                 COUNT_ON_DEVICE=count_on_device,
-                WRITE_GRAD=grad3 is not None, BLOCK_P=block_p,
+                WRITE_GRAD=grad is not None, BLOCK_P=block_p,
                 num_warps=num_warps)
     if kernel == 'class_loop':
         _class_loop_kernel[grid](*args, **meta)
