@@ -408,6 +408,23 @@ def test_retained_graph_backward_twice(backend):
     torch.testing.assert_close(first, 2.0 * second)
 
 
+@pytest.mark.parametrize('kw', [
+    dict(k=3), dict(k=(1, 3, 6)), dict(k=(2, 12)),
+    dict(k='adaptive', adaptive_mass=0.7, max_k=6)])
+def test_torch_path_groups_follow_the_rank_rule(kw):
+    # The torch path's float masks against reference.py's sort, on teacher
+    # logits tied at every cut.
+    gen = torch.Generator().manual_seed(23)
+    t = (torch.randn(19, 60, generator=gen) * 1.5).round()  # (C, L)
+    spec = GDKDLoss(temperature=1.0, **kw).spec
+    masks = fused_torch._group_masks(t, None, None, spec)
+    got = sum(g * m for g, m in enumerate(masks)).t().numpy()
+    groups_of = documented_partition(
+        'gdkd', dict(LOSSES['gdkd'][1], temperature=1.0, **kw))[0]
+    want = np.stack([groups_of(row, None) for row in t.t().double().numpy()])
+    np.testing.assert_array_equal(got, want)
+
+
 def test_torch_path_chunks_and_gradcheck(monkeypatch):
     # 7-pixel chunks
     monkeypatch.setattr(fused_torch, '_CHUNK_ELEMENTS', 7 * 19)

@@ -192,8 +192,8 @@ def adaptive_k(teacher_rows: Tensor,
     from the smallest probability up, so ``mass=1`` gives exactly the classes
     of nonzero float64 mass (all of them for finite logits within ~745 T of
     the row's max) and ``mass -> 0`` gives k=1. Which of several tied classes
-    fills the top group is :func:`topk_group_index`'s business (lowest
-    index); k does not depend on it.
+    fills the top group is :func:`group_index`'s business (lowest index); k
+    does not depend on it.
 
     Args:
         teacher_rows (Tensor): ``(N, C)`` teacher logits.
