@@ -411,11 +411,15 @@ def test_retained_graph_backward_twice(backend):
 @pytest.mark.parametrize('kw', [
     dict(k=3), dict(k=(1, 3, 6)), dict(k=(2, 12)),
     dict(k='adaptive', adaptive_mass=0.7, max_k=6)])
-def test_torch_path_groups_follow_the_rank_rule(kw):
+@pytest.mark.parametrize('classes_contiguous', [False, True])
+def test_torch_path_groups_follow_the_rank_rule(kw, classes_contiguous):
     # The torch path's float masks against reference.py's sort, on teacher
-    # logits tied at every cut.
+    # logits tied at every cut, in both chunk layouts (maps: pixels
+    # contiguous; rows: classes contiguous, where topk is tried first).
     gen = torch.Generator().manual_seed(23)
     t = (torch.randn(19, 60, generator=gen) * 1.5).round()  # (C, L)
+    if classes_contiguous:
+        t = t.t().contiguous().t()
     spec = GDKDLoss(temperature=1.0, **kw).spec
     masks = fused_torch._group_masks(t, None, None, spec)
     got = sum(g * m for g, m in enumerate(masks)).t().numpy()
