@@ -46,9 +46,9 @@ from .partition import GroupRule, PartitionSpec
 
 __all__ = [
     'flatten_logits', 'as_bcp', 'align_teacher', 'labels_to_rows',
-    'check_label_dtype', 'check_labels', 'topk_group_index', 'adaptive_k', 'group_masks',
-    'group_index', 'partitioned_kl', 'row_losses', 'reduce_rows',
-    'plain_loss'
+    'check_label_dtype', 'check_labels', 'topk_group_index', 'adaptive_k',
+    'group_masks', 'group_index', 'partitioned_kl', 'row_losses',
+    'reduce_rows', 'plain_loss'
 ]
 
 # Teacher rankings up to this depth are found by repeated max extraction
