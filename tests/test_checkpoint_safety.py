@@ -684,3 +684,11 @@ def test_export_drops_the_config_string_and_loads_a_numpy_1_file(
     assert exported['meta']['CLASSES'] == ('road', 'sidewalk')
     assert exported['meta']['env_info'].startswith('sys.platform')
     torch.testing.assert_close(exported['state_dict'], model.state_dict())
+
+
+def test_a_storage_record_of_another_size_is_named(tmp_path):
+    path = tmp_path / 'short.pth'
+    save_crafted({'w': torch.zeros(4)}, path, legacy=False, numel=2)
+    with pytest.raises(CorruptCheckpointError,
+                       match=r"'.*short.pth' .*\(RuntimeError: "):
+        _load_checkpoint(str(path))
