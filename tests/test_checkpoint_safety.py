@@ -387,12 +387,18 @@ def _pretrained_init_cfg(url, work_dir):
     return net.backbone.weight
 
 
+def _runner_load_from(url, work_dir):  # cfg.load_from=URL, no resume
+    loaded = toy_runner(work_dir).load_checkpoint(url, map_location='cpu')
+    return loaded['state_dict']['backbone.weight']
+
+
 def _resume(url, work_dir):  # --resume with cfg.load_from=URL
     toy_runner(work_dir).resume(url)
 
 
 LOADING_ENTRY_POINTS = [
-    _teacher_ckpt, _test_or_export, _load_from, _pretrained_init_cfg
+    _teacher_ckpt, _test_or_export, _load_from, _pretrained_init_cfg,
+    _runner_load_from
 ]
 
 
