@@ -18,6 +18,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner, runner as runner_module, save_checkpoint
 
 from gdkd_seg.compat import atomic_write_bytes
+from gdkd_seg.compat.atomic_write import host_tag
 
 ITERS = 3
 
@@ -218,6 +219,15 @@ def test_other_machines_temporaries_are_left_alone(next_step, tmp_path):
     else:
         runner_module.find_latest_checkpoint(str(tmp_path))
     assert (tmp_path / other).exists() and unknown.exists()
+
+
+def test_long_host_names_that_differ_at_the_end_stay_apart(monkeypatch):
+    tags = set()
+    for host in ('gpu-node-0001.cluster.example.org',
+                 'gpu-node-0001.cluster.example.net'):
+        monkeypatch.setattr(socket, 'gethostname', lambda: host)
+        tags.add(host_tag())
+    assert len(tags) == 2 and all(len(t) == 32 for t in tags)
 
 
 def test_resume_picks_the_highest_iteration_that_loads(trained, tmp_path):

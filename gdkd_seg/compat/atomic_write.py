@@ -11,7 +11,8 @@ The temporary is created the way ``open(path, 'wb')`` creates a file, so
 the result gets the same mode (``0o666`` less the umask; an overwritten file
 keeps its mode). Its name, ``.NAME.PID@HOST.RANDOM.tmp``, records the
 writing process and machine (HOST is the host name with every character
-outside ``[A-Za-z0-9-]`` replaced by ``-``, at most 32 characters): a write
+outside ``[A-Za-z0-9-]`` replaced by ``-``; a longer one than 32 characters
+is cut to 23 and a hash of the whole name appended): a write
 killed before the rename leaves it behind, and the next write into that
 directory (or a resume from it) on the same machine removes it once its
 process is gone. Temporaries of other machines sharing the directory (a
@@ -20,6 +21,7 @@ id says nothing about another machine; neither are ``.NAME.PID.RANDOM.tmp``
 files, which name no machine.
 """
 import contextlib
+import hashlib
 import io
 import locale
 import os
@@ -36,8 +38,13 @@ _TEMPORARY = re.compile(
 
 
 def host_tag() -> str:
-    """This machine's name as temporaries carry it."""
-    return re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())[:32] or '-'
+    """This machine's name as temporaries carry it (see the module
+    docstring)."""
+    host = socket.gethostname()
+    tag = re.sub(r'[^A-Za-z0-9-]', '-', host) or '-'
+    if len(tag) > 32:  # names differing only at the end stay apart
+        tag = f'{tag[:23]}-{hashlib.sha256(host.encode()).hexdigest()[:8]}'
+    return tag
 
 
 def process_alive(pid: int) -> bool:
