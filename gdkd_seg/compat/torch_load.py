@@ -45,6 +45,7 @@ well-formed pickles whose allowed calls fail, are
 import contextlib
 import hashlib
 import io
+import math
 import os
 import os.path as osp
 import pickle
@@ -215,33 +216,63 @@ def _is_well_formed(f: FileLike) -> bool:
     return _pickles_complete(io.BytesIO(data), count=1)
 
 
-class _OverLimit(Exception):
-    """Raised inside :func:`_storage_bytes` to stop at the limit."""
+def _element_size(storage_type) -> int:
+    """Bytes per element of a pickled ``torch.*Storage`` global; 16 (the
+    largest) for names torch does not define."""
+    if storage_type == ('torch', 'UntypedStorage'):
+        return 1
+    dtype = getattr(vars(torch).get(storage_type[1], None), 'dtype', None) \
+        if isinstance(storage_type, tuple) and storage_type[0] == 'torch' \
+        else None
+    return torch._utils._element_size(dtype) \
+        if isinstance(dtype, torch.dtype) else 16
 
 
-def _storage_bytes(stream, limit: int) -> int:
-    """The bytes of the tensor storages a torch pickle declares (stopping
-    once past ``limit``), unpickled with every storage on the ``meta``
-    device, so nothing is allocated or read."""
-    declared = {}
-
-    def persistent_load(pid):
-        storage_type, key, numel = pid[1], pid[2], pid[4]
-        dtype = torch.uint8 if storage_type is torch.UntypedStorage \
-            else storage_type.dtype
-        declared[key] = numel * torch._utils._element_size(dtype)
-        if sum(declared.values()) > limit:
-            raise _OverLimit
-        return torch.storage.TypedStorage(
-            wrap_storage=torch.UntypedStorage(declared[key], device='meta'),
-            dtype=dtype,
-            _internal=True)
-
-    unpickler = torch._weights_only_unpickler.Unpickler(
-        stream, encoding='utf-8')
-    unpickler.persistent_load = persistent_load
-    with contextlib.suppress(_OverLimit):
-        unpickler.load()
+def _storage_bytes(stream) -> int:
+    """The bytes of the tensor storages a torch pickle declares, read from
+    its opcodes and never run: a stack machine that follows literals,
+    globals, tuples and the memo (anything else it builds is a placeholder)
+    up to each persistent id ``('storage', TYPE, KEY, LOCATION, NUMEL,
+    ...)``. A NUMEL that is no literal counts as unbounded."""
+    mark, unknown = object(), None
+    stack, memo, declared = [], {}, {}
+    for op, arg, _ in pickletools.genops(stream):
+        if op.name == 'MARK':
+            stack.append(mark)
+            continue
+        if op.name in ('PUT', 'BINPUT', 'LONG_BINPUT', 'MEMOIZE'):
+            memo[len(memo) if arg is None else arg] = stack[-1]
+            continue
+        if op.name in ('GET', 'BINGET', 'LONG_BINGET'):
+            stack.append(memo.get(arg))
+            continue
+        before, items = op.stack_before, []
+        if pickletools.markobject in before:  # [below..., mark, slice]
+            at = len(stack) - 1 - stack[::-1].index(mark)
+            items, stack[at:] = stack[at + 1:], []
+            before = before[:before.index(pickletools.markobject)]
+        args = stack[len(stack) - len(before):]
+        del stack[len(stack) - len(before):]
+        if op.name == 'TUPLE':
+            stack.append(tuple(items))
+        elif op.name in ('TUPLE1', 'TUPLE2', 'TUPLE3', 'EMPTY_TUPLE'):
+            stack.append(tuple(args))
+        elif op.name == 'GLOBAL':
+            stack.append(tuple(arg.split(' ', 1)))
+        elif op.name == 'STACK_GLOBAL':
+            stack.append(tuple(args))
+        elif op.name == 'BINPERSID':
+            pid = args[0]
+            if isinstance(pid, tuple) and len(pid) >= 5 \
+                    and pid[0] == 'storage':
+                numel = pid[4] if isinstance(pid[4], int) else math.inf
+                declared[pid[2]] = numel * _element_size(pid[1])
+            stack.append(unknown)
+        elif op.arg is not None and not op.stack_before \
+                and len(op.stack_after) == 1:
+            stack.append(arg)  # a literal
+        else:
+            stack.extend([unknown] * len(op.stack_after))
     return sum(declared.values())
 
 
@@ -260,12 +291,12 @@ def _declared_bytes(f: IO[bytes], size: int) -> int:
             if total > limit or len(pickles) != 1:
                 return total
             data = archive.read(pickles[0])
-        return max(total, _storage_bytes(io.BytesIO(data), limit))
+        return max(total, _storage_bytes(io.BytesIO(data)))
     f.seek(0)
     reader = _BoundedReader(f, size)
     if not _pickles_complete(reader, count=3):
         return 0
-    return _storage_bytes(reader, limit)
+    return _storage_bytes(reader)
 
 
 class _DeclaresTooMuch(Exception):
@@ -293,21 +324,22 @@ def _refuse_absurd_sizes(f: FileLike) -> None:
         raise _DeclaresTooMuch(declared, size)
 
 
+# What torch wraps an unpickler's reason in (advice to retry with
+# weights_only=False or to allow-list the global included).
+_TORCH_BOILERPLATE = re.compile(
+    r'Weights only load failed\.|This file can still be loaded.*?following '
+    r'error message\.|In PyTorch 2\.6, we changed.*?trusted source\.|'
+    r'Please file an issue.*?use case:|WeightsUnpickler error:|'
+    r'Please use `torch\.serialization.*?class/function\.|'
+    r'Check the documentation of torch\.load.*?\.html\.', re.S)
+
+
 def _torch_reason(err: BaseException) -> str:
     """Why a load failed, never empty: the unpickler's reason without
-    torch's advice to retry with ``weights_only=False`` or to allow-list
-    the global, or the error of a call the pickle made."""
+    torch's boilerplate, or the error of a call the pickle made."""
     if isinstance(err, EOFError):
         return 'the file ends before the checkpoint does'
-    text = str(err)
-    inner = re.search(r'WeightsUnpickler error: (.*)', text)
-    if inner:
-        reason = inner[1].split(' Please use `torch.serialization')[0]
-    else:
-        reason = ' '.join(
-            p.strip() for p in text.split('\n\n') if p.strip()
-            and not p.strip().startswith(
-                ('Weights only load failed', 'Check the documentation')))
+    reason = ' '.join(_TORCH_BOILERPLATE.sub(' ', str(err)).split())
     if not isinstance(err, pickle.UnpicklingError):
         reason = f'{type(err).__name__}: {reason}' if reason \
             else type(err).__name__
