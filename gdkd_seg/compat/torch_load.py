@@ -43,6 +43,7 @@ well-formed pickles whose allowed calls fail, are
 :class:`CheckpointDownloadError` naming the URL.
 """
 import contextlib
+import functools
 import hashlib
 import io
 import math
@@ -53,6 +54,7 @@ import pickletools
 import re
 import threading
 import types
+import warnings
 import zipfile
 from typing import IO, Iterator, Union
 from urllib.parse import urlparse
@@ -216,14 +218,17 @@ def _is_well_formed(f: FileLike) -> bool:
     return _pickles_complete(io.BytesIO(data), count=1)
 
 
+@functools.lru_cache(maxsize=None)
 def _element_size(storage_type) -> int:
     """Bytes per element of a pickled ``torch.*Storage`` global; 16 (the
     largest) for names torch does not define."""
     if storage_type == ('torch', 'UntypedStorage'):
         return 1
-    dtype = getattr(vars(torch).get(storage_type[1], None), 'dtype', None) \
-        if isinstance(storage_type, tuple) and storage_type[0] == 'torch' \
-        else None
+    with warnings.catch_warnings():  # the legacy classes are deprecated
+        warnings.simplefilter('ignore')
+        dtype = getattr(vars(torch).get(storage_type[1]), 'dtype', None) \
+            if isinstance(storage_type, tuple) and len(storage_type) == 2 \
+            and storage_type[0] == 'torch' else None
     return torch._utils._element_size(dtype) \
         if isinstance(dtype, torch.dtype) else 16
 
