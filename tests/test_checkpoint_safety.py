@@ -698,3 +698,19 @@ def test_a_storage_record_of_another_size_is_named(tmp_path):
     with pytest.raises(CorruptCheckpointError,
                        match=r"'.*short.pth' .*\(RuntimeError: "):
         _load_checkpoint(str(path))
+
+
+@pytest.mark.parametrize('legacy', [False, True], ids=['zip', 'legacy'])
+def test_sparse_quantized_and_shared_tensors_pass_the_size_check(
+        legacy, tmp_path):
+    shared = torch.arange(10.)
+    saved = {'sparse': torch.eye(3).to_sparse(), 'view': shared[2:5],
+             'whole': shared, 'quantized': torch.quantize_per_tensor(
+                 torch.ones(3), 0.1, 0, torch.qint8)}
+    path = tmp_path / 'kinds.pth'
+    torch.save(saved, path, _use_new_zipfile_serialization=not legacy)
+    loaded = safe_torch_load(path)
+    torch.testing.assert_close(loaded['sparse'].to_dense(), torch.eye(3))
+    torch.testing.assert_close(loaded['view'], shared[2:5])
+    torch.testing.assert_close(loaded['quantized'].dequantize(),
+                               saved['quantized'].dequantize())
