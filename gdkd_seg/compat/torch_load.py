@@ -29,8 +29,9 @@ so every scheme (and every later load of a cached copy) goes through one
 loader.
 
 Before anything is allocated, the sizes a checkpoint declares (its zip
-entries, and the tensor storages its pickle names, read onto the ``meta``
-device) are compared with its file: torch stores tensors uncompressed, so
+entries, and the tensor storages its pickle names, read from the pickle's
+opcodes without running them) are compared with its file: torch stores
+tensors uncompressed, so
 more than :data:`MAX_EXPANSION` times the file's size is a crafted or
 broken file (a zip bomb, a storage of 2**33 floats in 16 bytes), refused as
 :class:`CorruptCheckpointError` rather than run out of memory.
