@@ -5,7 +5,9 @@ import os
 import os.path as osp
 import shutil
 import signal
+import socket
 import time
+import zipfile
 
 import pytest
 import torch
@@ -16,6 +18,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner, runner as runner_module, save_checkpoint
 
 from gdkd_seg.compat import atomic_write_bytes
+from gdkd_seg.compat.atomic_write import host_tag
 
 ITERS = 3
 
@@ -172,11 +175,14 @@ def test_runner_resumes_past_an_empty_pointer(trained, tmp_path):
     assert f'last_checkpoint is empty: resuming from {work_dir}' in log
 
 
-def _killed_mid_save(path):
-    """Fork a process that dies in atomic_write_bytes before its rename."""
+def _killed_mid_save(path, host=None):
+    """Fork a process that dies in atomic_write_bytes before its rename
+    (seen by the files as running on machine ``host``, if given)."""
     pid = os.fork()
     if pid == 0:
         try:
+            if host is not None:
+                socket.gethostname = lambda: host
             os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
             atomic_write_bytes(b'x' * 4096, path)
         finally:
@@ -198,3 +204,38 @@ def test_temporaries_of_killed_saves_are_removed(next_step, tmp_path):
         runner_module.find_latest_checkpoint(str(tmp_path))
     assert not (tmp_path / leftover).exists()
     assert foreign.exists()
+
+
+@pytest.mark.parametrize('next_step', ['save', 'resume'])
+def test_other_machines_temporaries_are_left_alone(next_step, tmp_path):
+    """A shared work dir: a process id that is not alive here may be a
+    writer in flight on another machine."""
+    other, = _killed_mid_save(str(tmp_path / 'iter_2.pth'), host='node.b_7')
+    assert '@node-b-7.' in other
+    unknown = tmp_path / '.iter_1.pth.999999999.0123abcd.tmp'
+    unknown.write_bytes(b'no machine named')
+    if next_step == 'save':
+        atomic_write_bytes(b'y', tmp_path / 'iter_3.pth')
+    else:
+        runner_module.find_latest_checkpoint(str(tmp_path))
+    assert (tmp_path / other).exists() and unknown.exists()
+
+
+def test_long_host_names_that_differ_at_the_end_stay_apart(monkeypatch):
+    tags = set()
+    for host in ('gpu-node-0001.cluster.example.org',
+                 'gpu-node-0001.cluster.example.net'):
+        monkeypatch.setattr(socket, 'gethostname', lambda: host)
+        tags.add(host_tag())
+    assert len(tags) == 2 and all(len(t) == 32 for t in tags)
+
+
+def test_resume_picks_the_highest_iteration_that_loads(trained, tmp_path):
+    work_dir = _copy_run(trained, tmp_path, None)
+    # Times say nothing after a copy: iter_1 looks newest.
+    os.utime(work_dir / 'iter_1.pth', (time.time() + 60, ) * 2)
+    # A whole zip archive that is no checkpoint.
+    with zipfile.ZipFile(work_dir / f'iter_{ITERS + 2}.pth', 'w') as z:
+        z.writestr('archive/data.pkl', b'not a pickle')
+    assert runner_module.find_latest_checkpoint(str(work_dir)) == \
+        str(work_dir / f'iter_{ITERS}.pth')

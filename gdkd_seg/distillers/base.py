@@ -20,6 +20,8 @@ from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 
+from ..compat import local_file_problem
+
 ModelSpec = Union[str, dict, ConfigDict]
 
 _AUTOCAST_DTYPES = {
@@ -70,16 +72,19 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
     does not have are logged and ignored.
 
     Raises:
-        FileNotFoundError: a local ``path`` does not exist.
+        FileNotFoundError, IsADirectoryError: a local ``path`` is no
+            file.
         UnsafeCheckpointError, CorruptCheckpointError: see
             :func:`gdkd_seg.compat.safe_torch_load`.
         RuntimeError: it cannot be fetched, holds no state dict, or does
             not fit the teacher (the message names missing weights).
     """
-    if not _is_url(path) and not osp.isfile(osp.expanduser(path)):
-        raise FileNotFoundError(
-            f'teacher checkpoint {path!r} does not exist. Set `teacher_ckpt` '
-            'to a local file or URL (None trains against a random teacher).')
+    problem = None if _is_url(path) else local_file_problem(
+        osp.expanduser(path), 'teacher checkpoint')
+    if problem is not None:
+        raise type(problem)(
+            f'{problem}. Set `teacher_ckpt` to a local file or URL (None '
+            'trains against a random teacher).')
     try:
         checkpoint = _load_checkpoint(path, map_location='cpu')
     except OSError as err:  # a failed download

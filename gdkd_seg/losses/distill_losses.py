@@ -77,8 +77,7 @@ def _check_number(name: str, value) -> float:
 
 def _check_weight(name: str, value) -> float:
     value = _check_number(name, value)
-    if value < 0:
-        raise ValueError(f'{name} must be >= 0, got {value}')
+    partition.check_weight(name, value)
     return value
 
 
@@ -94,7 +93,7 @@ class _DistillLoss(nn.Module):
                  loss_name: str = 'loss_kd',
                  ignore_incorrect: bool = False) -> None:
         super().__init__()
-        partition.check_finite('loss_weight', loss_weight)
+        partition.check_weight('loss_weight', loss_weight)
         if reduction not in ('mean', 'sum', 'none'):
             raise ValueError("reduction must be 'mean', 'sum' or 'none', "
                              f'got {reduction!r}')
@@ -217,7 +216,7 @@ class KDLoss(_PartitionedKLLoss):
 
     Args:
         temperature (float): T. Default 1.0 (pixel-wise KD in segmentation).
-        loss_weight (float): Multiplier of the loss. Default 1.0.
+        loss_weight (float): Multiplier of the loss, >= 0. Default 1.0.
         ignore_index (int, optional): Label of pixels to skip. Default 255;
             None counts every pixel (the official code's averaging).
         reduction (str): 'mean' over valid rows, 'sum' or 'none'.

@@ -49,10 +49,10 @@ from .partition import GroupRule, PartitionSpec
 
 __all__ = [
     'flatten_logits', 'as_bcp', 'align_teacher', 'labels_to_rows',
-    'check_labels', 'topk_group_index', 'adaptive_k', 'group_masks',
-    'group_index', 'partitioned_kl', 'row_losses', 'reduce_rows',
-    'finite_rows', 'compute_dtype', 'prepare_rows', 'plain_loss',
-    'entropy_loss', 'keep_teacher_correct'
+    'check_label_dtype', 'check_labels', 'topk_group_index', 'adaptive_k',
+    'group_masks', 'group_index', 'partitioned_kl', 'row_losses',
+    'reduce_rows', 'finite_rows', 'compute_dtype', 'prepare_rows',
+    'plain_loss', 'entropy_loss', 'keep_teacher_correct'
 ]
 
 # Teacher rankings up to this depth are found by repeated max extraction
@@ -127,7 +127,12 @@ def labels_to_rows(labels: Tensor, logits: Tensor) -> Tensor:
 
     Returns:
         Tensor: ``(rows,)`` int64 labels aligned with ``flatten_logits``.
+
+    Raises:
+        TypeError: ``labels`` are not of an integer dtype (see
+            :func:`check_label_dtype`).
     """
+    check_label_dtype(labels)
     if logits.dim() == 2:
         if labels.shape != logits.shape[:1]:
             raise ValueError(
@@ -153,14 +158,28 @@ def labels_to_rows(labels: Tensor, logits: Tensor) -> Tensor:
     return labels.reshape(-1).long()
 
 
+def check_label_dtype(labels: Tensor) -> None:
+    """Raise TypeError unless ``labels`` hold integers (not bool).
+
+    Class ids are integers: a float label of 1.7 would be truncated to class
+    1 and a bool map (255 -> True) read as class 1, both silently.
+    """
+    if labels.dtype == torch.bool or labels.dtype.is_floating_point \
+            or labels.dtype.is_complex:
+        raise TypeError('labels must be an integer tensor of class ids, got '
+                        f'dtype {labels.dtype}')
+
+
 def check_labels(labels: Tensor, num_classes: int,
                  ignore_index: Optional[int]) -> None:
-    """Raise ValueError if a label is neither ``ignore_index`` nor a class.
+    """Raise ValueError if a label is neither ``ignore_index`` nor a class
+    (TypeError if the labels are not integers, :func:`check_label_dtype`).
 
     As ``torch.nn.functional.cross_entropy`` refuses out-of-range targets: a
     label of 100 (or -3) with 19 classes is a data error, never a valid
     pixel. Reads the labels on their device (a host sync on CUDA).
     """
+    check_label_dtype(labels)
     bad = (labels < 0) | (labels >= num_classes)
     if ignore_index is not None:
         bad &= labels != ignore_index
