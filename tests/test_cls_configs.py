@@ -16,25 +16,79 @@ CIFAR = [p for p in CONFIGS if p.endswith('_cifar100.py')]
 IMAGENET = [p for p in CONFIGS if p.endswith('_in1k.py')]
 DISTILL = [p for p in CIFAR + IMAGENET if '/baselines/' not in p]
 
-# GDKD (w0, w1, w2) and DKD beta per CIFAR-100 pair.
-CIFAR_PAIRS = {
-    'resnet32x4_resnet8x4': ((1.0, 2.0, 8.0), 8.0),
-    'wrn40-2_wrn16-2': ((1.0, 2.0, 6.0), 6.0),
-    'resnet56_resnet20': ((1.0, 1.0, 1.0), 2.0),
-    'vgg13_vgg8': ((1.0, 1.0, 6.0), 6.0),
+METHODS = ('kd', 'dkd', 'gdkd', 'gdkd3')
+
+# The official classification code, ZaberKo/GDKD: each CIFAR-100 pair's file
+# configs/cifar100/<method>/<file>.yaml sets the learning rate (0.01 for the
+# MobileNet and ShuffleNet students, else 0.05) and the loss weights that
+# differ from the defaults of mdistiller/engine/cfg.py (DKD.BETA 8,
+# GDKD.W1 1 / W2 8, GDKD3.W1 1 / W2 8).
+# pair: (file, lr, DKD beta, GDKD (w1, w2), GDKD3 (w1, w2))
+CIFAR_OFFICIAL = {
+    'resnet56_resnet20': ('res56_res20', 0.05, 2.0, (1.0, 1.0), (1.0, 1.0)),
+    'resnet110_resnet32': ('res110_res32', 0.05, 2.0, (1.0, 1.0), (1.0,
+                                                                   1.0)),
+    'resnet32x4_resnet8x4': ('res32x4_res8x4', 0.05, 8.0, (2.0, 8.0),
+                             (2.0, 8.0)),
+    'wrn40-2_wrn16-2': ('wrn40_2_wrn_16_2', 0.05, 6.0, (2.0, 6.0), (2.0,
+                                                                    6.0)),
+    'wrn40-2_wrn40-1': ('wrn40_2_wrn_40_1', 0.05, 6.0, (2.0, 6.0), (2.0,
+                                                                    6.0)),
+    'vgg13_vgg8': ('vgg13_vgg8', 0.05, 6.0, (1.0, 6.0), (1.0, 6.0)),
+    'vgg13_mobilenetv2': ('vgg13_mv2', 0.01, 6.0, (1.0, 6.0), (1.0, 6.0)),
+    'resnet50_mobilenetv2': ('res50_mv2', 0.01, 8.0, (1.0, 8.0), (1.0, 8.0)),
+    'resnet32x4_shufflenetv1': ('res32x4_shuv1', 0.01, 8.0, (1.0, 8.0),
+                                (1.0, 8.0)),
+    'resnet32x4_shufflenetv2': ('res32x4_shuv2', 0.01, 8.0, (1.0, 8.0),
+                                (1.0, 8.0)),
+    'wrn40-2_shufflenetv1': ('wrn40_2_shuv1', 0.01, 8.0, (2.0, 6.0), (2.0,
+                                                                      6.0)),
 }
 
 
-def test_every_pair_has_student_kd_dkd_and_gdkd():
+def cifar_official(method, pair):
+    """The official file of ``method`` on ``pair`` and the values it runs:
+    the file's own plus mdistiller/engine/cfg.py's defaults (KD: T 4, CE 0.1,
+    KD 0.9; DKD: alpha 1, T 4, warm-up 20; GDKD: W0 1, TOPK 5, T 4, warm-up
+    20; GDKD3: W0 1, TOPK 4, T 4, warm-up 20; CE weight 1 but for KD)."""
+    name, lr, beta, gdkd, gdkd3 = CIFAR_OFFICIAL[pair]
+    values = {
+        'kd': dict(temperature=4.0, ce=0.1, weight=0.9, warmup=0),
+        'dkd': dict(alpha=1.0, beta=beta, temperature=4.0, warmup=20),
+        'gdkd': dict(k=5, w0=1.0, w1=gdkd[0], w2=gdkd[1], temperature=4.0,
+                     warmup=20),
+        'gdkd3': dict(k=4, w0=1.0, w1=gdkd3[0], w2=gdkd3[1],
+                      temperature=4.0, warmup=20),
+    }[method]
+    return f'configs/cifar100/{method}/{name}.yaml', dict(values, lr=lr)
+
+
+def config_values(cfg):
+    """The values of a distillation config that the official files set."""
+    loss = cfg.model.distill_losses.head
+    values = {
+        k: v
+        for k, v in loss.items() if k not in ('type', 'loss_weight')
+    }
+    values.update(
+        lr=cfg.optim_wrapper.optimizer.lr,
+        warmup=cfg.model.get('warmup_epochs', 0))
+    if loss.type == 'KDLoss':
+        values.update(weight=loss.loss_weight,
+                      ce=cfg.model.student.head.loss.loss_weight)
+    return values
+
+
+def test_every_pair_has_student_and_every_method():
     names = {osp.basename(p) for p in CONFIGS}
-    for pair in CIFAR_PAIRS:
-        student = pair.split('_')[1]
-        for method in ('kd', 'dkd', 'gdkd'):
+    for pair in CIFAR_OFFICIAL:
+        teacher, student = pair.split('_')
+        for method in METHODS:
             assert f'{method}_{pair}_1xb64-240e_cifar100.py' in names
-        assert f'{student}_1xb64-240e_cifar100.py' in names
+        for model in (teacher, student):
+            assert f'{model}_1xb64-240e_cifar100.py' in names
     for method in ('kd', 'dkd', 'gdkd'):
         assert f'{method}_resnet34_resnet18_8xb64-100e_in1k.py' in names
-    assert len(CONFIGS) == 29
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=osp.basename)
@@ -65,26 +119,22 @@ def test_cifar_recipe(config):
     assert check_total_batch(cfg, config, 1) == 64
     assert cfg.train_dataloader.batch_size == 64
     assert cfg.train_cfg.max_epochs == 240
+    student = osp.basename(config).split('_')[-3]
+    lr = 0.01 if student.startswith(('mobilenet', 'shufflenet')) else 0.05
     assert cfg.optim_wrapper.optimizer == dict(
-        type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4)
+        type='SGD', lr=lr, momentum=0.9, weight_decay=5e-4)
     assert cfg.param_scheduler.milestones == [150, 180, 210]
-    model = cfg.model
-    if model.type != 'ClsDistiller':
-        return
-    pair = osp.basename(config).split('_', 1)[1].rsplit('_', 2)[0]
-    (w0, w1, w2), beta = CIFAR_PAIRS[pair]
-    loss = model.distill_losses.head
-    assert loss.temperature == 4.0
-    if loss.type == 'GDKDLoss':
-        assert (loss.k, loss.w0, loss.w1, loss.w2) == (5, w0, w1, w2)
-        assert model.warmup_epochs == 20
-    elif loss.type == 'DKDLoss':
-        assert (loss.alpha, loss.beta) == (1.0, beta)
-        assert model.warmup_epochs == 20
-    else:  # mdistiller's KD: 0.9 KD + 0.1 CE, no warmup
-        assert loss.loss_weight == 0.9
-        assert model.student.head.loss.loss_weight == 0.1
-        assert not model.get('warmup_epochs')
+
+
+@pytest.mark.parametrize('config', [p for p in DISTILL if p in CIFAR],
+                         ids=osp.basename)
+def test_cifar_configs_carry_the_official_values(config):
+    method, pair = osp.basename(config).split('_', 1)
+    pair = pair.rsplit('_', 2)[0]
+    source, want = cifar_official(method, pair)
+    with open(config) as f:
+        assert f'ZaberKo/GDKD {source}' in f.read()
+    assert config_values(load_config(config)) == want, source
 
 
 @pytest.mark.parametrize('config', IMAGENET, ids=osp.basename)
