@@ -1,5 +1,6 @@
-# resnet32x4 teacher -> shufflenetv2 student on CIFAR-100, on the student baseline's
-# data, schedule and runtime. Method configs fill in `distill_losses`.
+# resnet32x4 teacher -> shufflenetv2 student on CIFAR-100, on the
+# student baseline's data, schedule and runtime. Method configs fill in
+# `distill_losses`.
 # The teacher: train configs/cls/baselines/resnet32x4_1xb64-240e_cifar100.py
 # first, or convert mdistiller's released teacher with
 # tools/convert_mdistiller_cifar.py and point teacher_ckpt at it.
