@@ -16,7 +16,7 @@ CIFAR = [p for p in CONFIGS if p.endswith('_cifar100.py')]
 IMAGENET = [p for p in CONFIGS if p.endswith('_in1k.py')]
 DISTILL = [p for p in CIFAR + IMAGENET if '/baselines/' not in p]
 
-METHODS = ('kd', 'dkd', 'gdkd', 'gdkd3')
+METHODS = ('kd', 'dkd', 'gdkd', 'gdkd3', 'dist')
 
 # The official classification code, ZaberKo/GDKD: each CIFAR-100 pair's file
 # configs/cifar100/<method>/<file>.yaml sets the learning rate (0.01 for the
@@ -46,11 +46,20 @@ CIFAR_OFFICIAL = {
 }
 
 
+def dist_values(beta, gamma, temperature):
+    """DISTLoss's values for an official DIST setting: the official loss
+    (mdistiller/distillers/DIST.py) multiplies both terms by T**2,
+    DISTLoss does not."""
+    return dict(beta=beta * temperature**2, gamma=gamma * temperature**2,
+                temperature=temperature, warmup=0)
+
+
 def cifar_official(method, pair):
     """The official file of ``method`` on ``pair`` and the values it runs:
     the file's own plus mdistiller/engine/cfg.py's defaults (KD: T 4, CE 0.1,
     KD 0.9; DKD: alpha 1, T 4, warm-up 20; GDKD: W0 1, TOPK 5, T 4, warm-up
-    20; GDKD3: W0 1, TOPK 4, T 4, warm-up 20; CE weight 1 but for KD)."""
+    20; GDKD3: W0 1, TOPK 4, T 4, warm-up 20; DIST: BETA 2, GAMMA 2, T 4;
+    CE weight 1 but for KD)."""
     name, lr, beta, gdkd, gdkd3 = CIFAR_OFFICIAL[pair]
     values = {
         'kd': dict(temperature=4.0, ce=0.1, weight=0.9, warmup=0),
@@ -59,6 +68,7 @@ def cifar_official(method, pair):
                      warmup=20),
         'gdkd3': dict(k=4, w0=1.0, w1=gdkd3[0], w2=gdkd3[1],
                       temperature=4.0, warmup=20),
+        'dist': dist_values(beta=2.0, gamma=2.0, temperature=4.0),
     }[method]
     return f'configs/cifar100/{method}/{name}.yaml', dict(values, lr=lr)
 
