@@ -66,6 +66,8 @@ DATASETS = {
                                      'Synthetic Cityscapes (generated)'),
     'cifar100': ({'CIFAR100'}, 'CIFAR-100'),
     'in1k': ({'ImageNet'}, 'ImageNet-1k'),
+    'cub': ({'CUB'}, 'CUB-200-2011'),
+    'tiny-imagenet': ({'CustomDataset'}, 'Tiny-ImageNet'),
     'fashion-mnist-5k': ({'FashionMNIST'},
                          'Fashion-MNIST (5k training images)'),
 }
