@@ -153,7 +153,12 @@ def test_every_pair_has_student_and_every_method():
                     assert f'{model}_{schedule}-100e_{dataset}.py' in names
 
 
-@pytest.mark.parametrize('config', CONFIGS, ids=osp.basename)
+# The ImageNet-size pairs (ResNet-34/50 teachers, 2 s a step on a shared
+# 2-core machine) run with the slow tests.
+@pytest.mark.parametrize('config', [
+    pytest.param(p, marks=pytest.mark.slow)
+    if p in DISTILL and p not in CIFAR else p for p in CONFIGS
+], ids=osp.basename)
 def test_config_builds_and_takes_a_training_step(config):
     from mmpretrain.structures import DataSample
     cfg = load_config(config)
