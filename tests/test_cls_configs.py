@@ -182,6 +182,39 @@ def test_config_builds_and_takes_a_training_step(config):
     total.backward()
 
 
+def official_dist(student, teacher, temperature, beta, gamma):
+    """The official classification DIST in float64 (mdistiller fork,
+    mdistiller/distillers/DIST.py): T**2 (beta inter + gamma intra), inter
+    and intra 1 - mean Pearson correlation of the softened outputs over the
+    rows, and over the columns (the batch)."""
+    def correlation(a, b):
+        a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+        return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+
+    p = torch.softmax(student.double() / temperature, 1)
+    q = torch.softmax(teacher.double() / temperature, 1)
+    inter = 1 - correlation(p, q).mean()
+    intra = 1 - correlation(p.T, q.T).mean()
+    return temperature**2 * (beta * inter + gamma * intra)
+
+
+@pytest.mark.parametrize('config', [
+    'configs/cls/dist/dist_resnet32x4_resnet8x4_1xb64-240e_cifar100.py',
+    'configs/cls/dist/dist_resnet34_resnet18_1xb64-100e_cub.py',
+], ids=osp.basename)
+def test_dist_configs_compute_the_official_loss(config):
+    """DISTLoss has no T**2 factor; with the configs' beta and gamma it is
+    the official loss at the official beta = gamma = 2."""
+    from mmseg.registry import MODELS as SEG_MODELS
+    loss = load_config(config).model.distill_losses.head
+    loss_fn = SEG_MODELS.build(dict(loss, ignore_index=-1, _scope_='mmseg'))
+    g = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(2, 8, 100, generator=g).mul(3).unbind()
+    got = loss_fn(student, teacher, torch.arange(8))
+    want = official_dist(student, teacher, loss.temperature, 2.0, 2.0)
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+
+
 @pytest.mark.parametrize('config', CIFAR, ids=osp.basename)
 def test_cifar_recipe(config):
     cfg = load_config(config)
