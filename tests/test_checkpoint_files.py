@@ -31,25 +31,30 @@ class Toy(BaseModel):
         return {'loss': out.pow(2).mean()} if mode == 'loss' else out
 
 
-def toy_runner(work_dir, resume=False):
-    """A 3-iteration run saving a checkpoint (and its pointer) each step."""
-    return Runner(
-        model=Toy(),
-        work_dir=str(work_dir),
-        experiment_name=f'toy_{time.monotonic_ns()}',
+def toy_runner(work_dir, resume=False, **overrides):
+    """A 3-iteration run saving a checkpoint (and its pointer) each step;
+    ``overrides`` replace its Runner arguments."""
+    data = torch.Generator().manual_seed(0)
+    return Runner(**{
+        'model': Toy(),
+        'work_dir': str(work_dir),
+        'experiment_name': f'toy_{time.monotonic_ns()}',
         # The scope the rest of the suite builds in (a runner makes its
         # scope the process's current one).
-        default_scope='mmseg',
-        train_dataloader=dict(
-            dataset=[dict(inputs=torch.randn(2)) for _ in range(8)],
+        'default_scope': 'mmseg',
+        'train_dataloader': dict(
+            dataset=[dict(inputs=torch.randn(2, generator=data))
+                     for _ in range(8)],
             sampler=dict(type='DefaultSampler', shuffle=False),
             batch_size=2),
-        train_cfg=dict(by_epoch=False, max_iters=ITERS),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        default_hooks=dict(
+        'train_cfg': dict(by_epoch=False, max_iters=ITERS),
+        'optim_wrapper': dict(optimizer=dict(type='SGD', lr=0.1)),
+        'default_hooks': dict(
             checkpoint=dict(type='CheckpointHook', interval=1,
                             by_epoch=False)),
-        resume=resume)
+        'resume': resume,
+        **overrides
+    })
 
 
 def _mode(path):

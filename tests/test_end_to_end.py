@@ -35,8 +35,8 @@ def run(args, expect_rc=0, env=None, unset=()):
 
 
 def small_run_options(data_root, iters, batch=4, extra=()):
-    # No dropout and one loader worker: a resumed run then sees the same
-    # random numbers as a straight one (mmengine restores no RNG state).
+    # One loader worker: the batches come from the workers' seeded
+    # generators, and RandomStateHook restores the rest on resume.
     return [
         '--cfg-options', f'train_cfg.max_iters={iters}',
         f'train_cfg.val_interval={iters}', f'param_scheduler.0.end={iters}',
