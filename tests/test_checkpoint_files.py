@@ -9,32 +9,19 @@ import time
 
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import checkpoint_hook
-from mmengine.model import BaseModel
 from mmengine.runner import Runner, runner as runner_module, save_checkpoint
 
 from gdkd_seg.compat import atomic_write_bytes
+from toy_run import Toy, ToyInputs
 
 ITERS = 3
-
-
-class Toy(BaseModel):
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(2, 1)
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        out = self.linear(torch.stack(inputs))
-        return {'loss': out.pow(2).mean()} if mode == 'loss' else out
 
 
 def toy_runner(work_dir, resume=False, **overrides):
     """A 3-iteration run saving a checkpoint (and its pointer) each step;
     ``overrides`` replace its Runner arguments."""
-    data = torch.Generator().manual_seed(0)
     return Runner(**{
         'model': Toy(),
         'work_dir': str(work_dir),
@@ -43,8 +30,7 @@ def toy_runner(work_dir, resume=False, **overrides):
         # scope the process's current one).
         'default_scope': 'mmseg',
         'train_dataloader': dict(
-            dataset=[dict(inputs=torch.randn(2, generator=data))
-                     for _ in range(8)],
+            dataset=ToyInputs(),
             sampler=dict(type='DefaultSampler', shuffle=False),
             batch_size=2),
         'train_cfg': dict(by_epoch=False, max_iters=ITERS),

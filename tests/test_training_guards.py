@@ -16,7 +16,8 @@ from gdkd_seg.apis.config import RUN_HOOKS
 from gdkd_seg.compat import safe_torch_load
 from gdkd_seg.distillers.base import load_teacher_checkpoint
 from gdkd_seg.engine import NonFiniteLossError, RandomStateHook
-from test_checkpoint_files import Toy, toy_runner
+from test_checkpoint_files import toy_runner
+from toy_run import Toy
 from test_end_to_end import GDKD
 from test_user_path import launch_args
 
