@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from gdkd_seg.compat import safe_torch_load
 from gdkd_seg.datasets.synthetic_cityscapes import \
     generate_synthetic_cityscapes
 
@@ -122,6 +123,38 @@ def test_train_crash_resume_test_export(workspace):
         f'test_dataloader.dataset.data_root={data}'
     ])
     assert float(re.findall(r'mIoU: ([\d.]+)', log)[-1]) == ours
+
+
+def test_a_run_that_goes_non_finite_fails_and_saves_no_nan(workspace):
+    """tools/train.py on a distiller config: a teacher with one NaN bias is
+    refused at load, and lr=1e30 stops at the first NaN loss, non-zero,
+    with only finite checkpoints behind."""
+    root, data = workspace
+    teacher = safe_torch_load(str(root / 'teacher' / 'iter_2.pth'))
+    teacher['state_dict']['decode_head.conv_seg.bias'][0] = float('nan')
+    nan_teacher = str(root / 'nan_teacher.pth')
+    torch.save(teacher, nan_teacher)
+    log = run([sys.executable, 'tools/train.py', GDKD, '--work-dir',
+               str(root / 'nan_teacher'),
+               *student_options(data, nan_teacher, 2)], expect_rc=1)
+    assert "holds NaN or inf in 1 tensors, e.g. " \
+        "['decode_head.conv_seg.bias']" in log
+    work_dir = root / 'diverged'
+    log = run([sys.executable, 'tools/train.py', GDKD, '--work-dir',
+               str(work_dir), *student_options(
+                   data, str(root / 'teacher' / 'iter_2.pth'), 4,
+                   extra=('optim_wrapper.optimizer.lr=1e30',
+                          'default_hooks.checkpoint.interval=1'))],
+              expect_rc=1)
+    stopped = re.search(r'NonFiniteLossError: iteration (\d+): the loss is '
+                        r'not finite \(loss=nan; non-finite terms: (.*)\)',
+                        log)
+    assert stopped and 'decode.loss_gdkd=nan' in stopped[2]
+    saved = sorted(work_dir.glob('iter_*.pth'))
+    assert len(saved) == int(stopped[1]) - 1
+    for path in saved:
+        state = safe_torch_load(str(path))['state_dict']
+        assert all(torch.isfinite(v).all() for v in state.values())
 
 
 def test_ddp_two_processes_with_torchrun(workspace):
