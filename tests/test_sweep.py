@@ -171,6 +171,9 @@ def test_points_that_read_alike_never_share_a_folder(tmp_path, monkeypatch):
     # An unfinished run of k=1 from a sweep that named folders by the
     # values alone: it resumes there (no other point reads 'k=1').
     (work / 'gdkd' / 'k=1' / 'seed0').mkdir(parents=True)
+    # One that three points read alike: none of them may resume there.
+    alike = work / 'gdkd' / 'k=1_data_root=data-city-scapes' / 'seed0'
+    alike.mkdir(parents=True)
     roots = "'data/city scapes','data/city/scapes','data/city:scapes'"
     sweep = plan_sweep(
         [GDKD], [parse_grid(f'{K}=1,3'),
@@ -179,7 +182,7 @@ def test_points_that_read_alike_never_share_a_folder(tmp_path, monkeypatch):
     assert run_sweep(sweep, log=lambda line: None) == 6
     points = collect_results(sweep)['targets'][0]['points']
     dirs = [p['seeds']['0']['work_dir'] for p in points]
-    assert len(set(dirs)) == 6
+    assert len(set(dirs)) == 6 and str(alike) not in dirs
     for point, work_dir in zip(points, dirs):
         with open(osp.join(work_dir, 'sweep_config.py')) as f:
             assert repr(point['params']['train_dataloader.dataset.data_root']

@@ -245,21 +245,19 @@ def seed_dir(sweep: Sweep, target: Target, point: Dict[str, Scalar],
     """Where a seed of a point trains: ``LABEL/SLUG-HASH/seedN``, the hash
     taken over the exact values, so no two points share a folder.
 
-    A grid point whose run was started in a folder named by its slug alone
-    (how sweeps named them before the hash) resumes there when no other
-    point of the grid reads alike.
+    A grid point with a run in ``LABEL/SLUG/seedN`` (the layout without the
+    hash) resumes there, when no other point of the grid has its slug.
     """
     slug = point_slug(point, target.names)
     digest = hashlib.sha1(point_id(point).encode()).hexdigest()[:8]
     base = osp.join(sweep.work_dir, target.label)
     unique = osp.join(base, f'{slug}-{digest}', f'seed{seed}')
-    legacy = osp.join(base, slug, f'seed{seed}')
-    if (not osp.exists(unique) and osp.isdir(legacy)
-            and sweep.search == 'grid' and [
-                point_slug(p, target.names) for p in target.points()
-            ].count(slug) == 1):
-        return legacy
-    return unique
+    unhashed = osp.join(base, slug, f'seed{seed}')
+    if osp.exists(unique) or not osp.isdir(unhashed) or \
+            sweep.search != 'grid':
+        return unique
+    slugs = [point_slug(p, target.names) for p in target.points()]
+    return unhashed if slugs.count(slug) == 1 else unique
 
 
 # --- reading a study ------------------------------------------------------
