@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.runner import Runner
 from mmengine.runner import checkpoint as mmengine_checkpoint
 
 from gdkd_seg.apis import load_config
@@ -17,9 +18,9 @@ from gdkd_seg.compat import safe_torch_load
 from gdkd_seg.distillers.base import load_teacher_checkpoint
 from gdkd_seg.engine import NonFiniteLossError, RandomStateHook
 from test_checkpoint_files import toy_runner
-from toy_run import Toy
 from test_end_to_end import GDKD
-from test_user_path import launch_args
+from test_user_path import TOY_CONFIG, launch_args
+from toy_run import Toy
 
 CLS_CONFIG = 'configs/cls/fashion_mnist/gdkd_resnet8w8_resnet8w4_1xb64-5e_' \
     'fashion-mnist-5k.py'
@@ -70,8 +71,24 @@ def test_the_tools_turn_the_guards_on_for_shipped_configs(config):
     assert cfg.default_hooks.checkpoint.type == 'CheckpointHook'  # kept
     off = load_config(config, launch_args(
         cfg_options={'default_hooks.finite_loss': None}))
-    assert off.default_hooks.finite_loss is None
+    assert 'finite_loss' not in off.default_hooks  # the Runner takes None
+    # only for its own hooks
     assert off.default_hooks.random_state.type == 'RandomStateHook'
+
+
+@pytest.mark.parametrize('switch', [{}, {'default_hooks.finite_loss': None},
+                                    {'default_hooks.random_state': None}])
+def test_the_runner_gets_the_hooks_that_are_not_switched_off(
+        switch, tmp_path):
+    config = tmp_path / 'toy.py'
+    config.write_text(TOY_CONFIG)
+    cfg = load_config(str(config), launch_args(
+        cfg_options=switch or None, work_dir=str(tmp_path)))
+    hooks = [type(h).__name__ for h in Runner.from_cfg(cfg).hooks]
+    assert ('FiniteLossHook' in hooks) == ('finite_loss' not in str(switch))
+    assert ('RandomStateHook' in hooks) == \
+        ('random_state' not in str(switch))
+    assert 'CheckpointHook' in hooks
 
 
 def test_a_nan_term_stops_training_before_its_checkpoint(tmp_path):

@@ -59,8 +59,12 @@ def load_config(path: str, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    hooks = cfg.get('default_hooks') or {}
-    cfg.default_hooks = {**RUN_HOOKS, **hooks}
+    hooks = {**RUN_HOOKS, **(cfg.get('default_hooks') or {})}
+    # mmengine's Runner takes None only for its own default hooks.
+    cfg.default_hooks = {
+        k: v
+        for k, v in hooks.items() if v is not None or k not in RUN_HOOKS
+    }
     if not torch.cuda.is_available():
         prepare_cpu_run(cfg)
     if args.work_dir is not None:
