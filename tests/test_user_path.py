@@ -193,6 +193,17 @@ env_cfg = dict(dist_cfg=dict(backend='gloo'))
 """
 
 
+def test_train_tool_ends_its_process_group(
+        gloo_group, tmp_path, monkeypatch):
+    config = tmp_path / 'toy.py'
+    config.write_text(TOY_CONFIG)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    run_tool('tools/train.py', [str(config), '--work-dir', str(tmp_path),
+                                '--launcher', 'pytorch'], monkeypatch)
+    assert (tmp_path / 'iter_2.pth').is_file()
+    assert not torch.distributed.is_initialized()
+
+
 @pytest.mark.slow
 def test_finished_ddp_runs_exit_0_every_time(tmp_path):
     """A gloo group left alive at interpreter exit could abort a finished
