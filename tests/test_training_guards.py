@@ -32,8 +32,7 @@ def guarded_runner(work_dir, **overrides):
     return toy_runner(
         work_dir,
         default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=1,
-                            by_epoch=False),
+            checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=False),
             **RUN_HOOKS),
         **overrides)
 
@@ -52,8 +51,8 @@ class TwoTerms(Toy):
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         out = self.linear(torch.stack(inputs))
-        return dict(loss_fit=out.pow(2).mean(),
-                    loss_kd=out.mean() * float('nan'))
+        return dict(
+            loss_fit=out.pow(2).mean(), loss_kd=out.mean() * float('nan'))
 
 
 class Spare(Toy):
@@ -70,21 +69,24 @@ def test_the_tools_turn_the_guards_on_for_shipped_configs(config):
     assert cfg.default_hooks.finite_loss.type == 'FiniteLossHook'
     assert cfg.default_hooks.random_state.type == 'RandomStateHook'
     assert cfg.default_hooks.checkpoint.type == 'CheckpointHook'  # kept
-    off = load_config(config, launch_args(
-        cfg_options={'default_hooks.finite_loss': None}))
+    off = load_config(
+        config, launch_args(cfg_options={'default_hooks.finite_loss': None}))
     assert 'finite_loss' not in off.default_hooks  # the Runner takes None
     # only for its own hooks
     assert off.default_hooks.random_state.type == 'RandomStateHook'
 
 
-@pytest.mark.parametrize('switch', [{}, {'default_hooks.finite_loss': None},
-                                    {'default_hooks.random_state': None}])
-def test_the_runner_gets_the_hooks_that_are_not_switched_off(
-        switch, tmp_path):
+@pytest.mark.parametrize('switch', [{}, {
+    'default_hooks.finite_loss': None
+}, {
+    'default_hooks.random_state': None
+}])
+def test_the_runner_gets_the_hooks_that_are_not_switched_off(switch, tmp_path):
     config = tmp_path / 'toy.py'
     config.write_text(TOY_CONFIG)
-    cfg = load_config(str(config), launch_args(
-        cfg_options=switch or None, work_dir=str(tmp_path)))
+    cfg = load_config(
+        str(config),
+        launch_args(cfg_options=switch or None, work_dir=str(tmp_path)))
     hooks = [type(h).__name__ for h in Runner.from_cfg(cfg).hooks]
     assert ('FiniteLossHook' in hooks) == ('finite_loss' not in str(switch))
     assert ('RandomStateHook' in hooks) == \
@@ -106,10 +108,10 @@ def test_a_nan_term_stops_training_before_its_checkpoint(tmp_path):
 def test_a_diverging_learning_rate_stops_with_only_finite_checkpoints(
         tmp_path):
     runner = guarded_runner(
-        tmp_path, optim_wrapper=dict(optimizer=dict(type='SGD', lr=1e30)),
+        tmp_path,
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=1e30)),
         train_cfg=dict(by_epoch=False, max_iters=6))
-    with pytest.raises(NonFiniteLossError,
-                       match=r'iteration (\d+): ') as err:
+    with pytest.raises(NonFiniteLossError, match=r'iteration (\d+): ') as err:
         runner.train()
     stopped_at = int(str(err.value).split(':')[0].split()[1])
     assert 1 < stopped_at < 6
@@ -123,22 +125,23 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     with torch.no_grad():
         model.spare[1] = float('inf')
     runner = guarded_runner(tmp_path, model=model)
-    with pytest.raises(NonFiniteLossError,
-                       match=r"iteration 1: 1 weight tensors are not finite, "
-                       r"e\.g\. \['spare'\]; the checkpoint was not saved"):
+    with pytest.raises(
+            NonFiniteLossError,
+            match=r"iteration 1: 1 weight tensors are not finite, "
+            r"e\.g\. \['spare'\]; the checkpoint was not saved"):
         runner.train()
     assert saved(tmp_path) == []
 
 
-def test_a_teacher_with_nan_weights_is_refused_with_the_tensors_name(
-        tmp_path):
+def test_a_teacher_with_nan_weights_is_refused_with_the_tensors_name(tmp_path):
     weights = nn.Linear(2, 3).state_dict()
     weights['bias'][1] = float('nan')
     path = tmp_path / 'teacher.pth'
     torch.save({'state_dict': weights}, path)
-    with pytest.raises(ValueError,
-                       match=r"holds NaN or inf in 1 tensors, e\.g\. "
-                       r"\['bias'\]"):
+    with pytest.raises(
+            ValueError,
+            match=r"holds NaN or inf in 1 tensors, e\.g\. "
+            r"\['bias'\]"):
         load_teacher_checkpoint(nn.Linear(2, 3), str(path))
 
 
@@ -149,8 +152,9 @@ def test_a_teacher_that_does_not_fit_fails_on_every_rank(
     monkeypatch.setattr(mmengine_checkpoint, 'get_dist_info', lambda: (1, 2))
     path = tmp_path / 'partial.pth'
     torch.save({'weight': torch.zeros(3, 2)}, path)
-    with pytest.raises(RuntimeError, match=r"1 weights are missing, e\.g\. "
-                       r"\['bias'\]"):
+    with pytest.raises(
+            RuntimeError, match=r"1 weights are missing, e\.g\. "
+            r"\['bias'\]"):
         load_teacher_checkpoint(nn.Linear(2, 3), str(path))
     wide = tmp_path / 'wide.pth'
     torch.save({'weight': torch.zeros(4, 2), 'bias': torch.zeros(4)}, wide)
@@ -172,10 +176,13 @@ class Noisy(Toy):
 
 
 def test_a_resumed_run_equals_the_straight_run_bit_for_bit(tmp_path):
+
     def run(work_dir, iters, resume=False):
         torch.manual_seed(0)  # the same initial weights
         guarded_runner(
-            work_dir, model=Noisy(), resume=resume,
+            work_dir,
+            model=Noisy(),
+            resume=resume,
             randomness=dict(seed=0, deterministic=True),
             train_cfg=dict(by_epoch=False, max_iters=iters)).train()
         return safe_torch_load(work_dir / f'iter_{iters}.pth')
@@ -190,8 +197,8 @@ def test_a_resumed_run_equals_the_straight_run_bit_for_bit(tmp_path):
     buffer = io.BytesIO()
     torch.save(state, buffer)
     buffer.seek(0)
-    assert torch.equal(torch.load(buffer, weights_only=True)['torch'],
-                       state['torch'])
+    assert torch.equal(
+        torch.load(buffer, weights_only=True)['torch'], state['torch'])
     assert state['torch'].dtype == torch.uint8
     assert state['numpy']['keys'].shape == (624, )
 

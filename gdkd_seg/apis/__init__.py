@@ -7,10 +7,8 @@ from .inference import (as_config, init_student, init_teacher,
 from .scalars import RunScalars, best_metric, read_scalars
 
 __all__ = [
-    'CPUDistributedDataParallel', 'RunScalars', 'add_launch_args',
-    'as_config', 'best_metric', 'check_total_batch',
-    'destroy_process_group', 'init_student',
-    'init_teacher', 'load_config', 'load_student_state',
-    'plain_student_config', 'read_scalars', 'student_config',
-    'teacher_config'
+    'CPUDistributedDataParallel', 'RunScalars', 'add_launch_args', 'as_config',
+    'best_metric', 'check_total_batch', 'destroy_process_group',
+    'init_student', 'init_teacher', 'load_config', 'load_student_state',
+    'plain_student_config', 'read_scalars', 'student_config', 'teacher_config'
 ]

@@ -38,12 +38,12 @@ class FiniteLossHook(Hook):
     """
     priority = 'NORMAL'  # before CheckpointHook (VERY_LOW)
 
-    def after_train_iter(self,
-                         runner,
-                         batch_idx: int,
-                         data_batch=None,
-                         outputs: Optional[Dict[str, torch.Tensor]] = None
-                         ) -> None:
+    def after_train_iter(
+            self,
+            runner,
+            batch_idx: int,
+            data_batch=None,
+            outputs: Optional[Dict[str, torch.Tensor]] = None) -> None:
         if not outputs:
             return
         values = {

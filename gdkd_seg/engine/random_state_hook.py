@@ -63,8 +63,8 @@ def set_random_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state['cuda'])
     numpy = state['numpy']
     np.random.set_state(
-        (numpy['kind'], numpy['keys'].numpy().astype(np.uint32),
-         numpy['pos'], numpy['has_gauss'], numpy['cached_gaussian']))
+        (numpy['kind'], numpy['keys'].numpy().astype(np.uint32), numpy['pos'],
+         numpy['has_gauss'], numpy['cached_gaussian']))
     python = state['python']
     random.setstate((python['version'], tuple(python['state'].tolist()),
                      python['gauss_next']))

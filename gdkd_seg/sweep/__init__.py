@@ -11,7 +11,6 @@ from .space import Param, SweepSpecError, parse_grid, parse_range
 from .study import Sweep, plan_sweep, run_sweep
 
 __all__ = [
-    'Param', 'Sweep', 'SweepSpecError', 'SweepStorageError',
-    'collect_results', 'parse_grid',
-    'parse_range', 'plan_sweep', 'run_sweep', 'write_report'
+    'Param', 'Sweep', 'SweepSpecError', 'SweepStorageError', 'collect_results',
+    'parse_grid', 'parse_range', 'plan_sweep', 'run_sweep', 'write_report'
 ]
