@@ -48,8 +48,8 @@ def load_config(path: str, args: argparse.Namespace) -> Config:
 
     Every config gets :data:`RUN_HOOKS` in its ``default_hooks`` unless it
     sets them (``--cfg-options default_hooks.finite_loss=None`` trains on
-    through a non-finite loss). Without CUDA, :func:`prepare_cpu_run` adapts a distributed run and logs
-    each change it makes.
+    through a non-finite loss). Without CUDA, :func:`prepare_cpu_run`
+    adapts a distributed run and logs each change it makes.
     """
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)

@@ -606,8 +606,9 @@ class _StudyWorker:
             if 'diverged' in seeds[seed]:
                 # A failed point, never a score (its mean is NaN); the other
                 # seeds would not change that.
-                self.progress.line(f'{title}: seed {seed} stopped at a '
-                                   f'non-finite loss: {seeds[seed]["diverged"]}')
+                self.progress.line(
+                    f'{title}: seed {seed} stopped at a non-finite loss: '
+                    f'{seeds[seed]["diverged"]}')
                 return trained, float('nan')
             self.progress.line(
                 f'{title}: seed {seed} {self.target.metric} '
@@ -681,8 +682,9 @@ def train_seed(sweep: Sweep, target: Target, point: Dict[str, Scalar],
     if code != 0:
         reason = non_finite_reason(log_file, offset)
         if reason is None:
-            raise TrainingFailed(f'training {target.label} {point} seed '
-                                 f'{seed} failed (exit {code}); see {log_file}')
+            raise TrainingFailed(
+                f'training {target.label} {point} seed {seed} failed (exit '
+                f'{code}); see {log_file}')
         return dict(value=float('nan'), step=None, diverged=reason, **record)
     best = best_metric(work_dir, target.metric, sweep.mode)
     if best is None:
