@@ -11,48 +11,39 @@ import zipfile
 
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import checkpoint_hook
-from mmengine.model import BaseModel
 from mmengine.runner import Runner, runner as runner_module, save_checkpoint
 
 from gdkd_seg.compat import atomic_write_bytes
 from gdkd_seg.compat.atomic_write import host_tag
+from toy_run import Toy, ToyInputs
 
 ITERS = 3
 
 
-class Toy(BaseModel):
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(2, 1)
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        out = self.linear(torch.stack(inputs))
-        return {'loss': out.pow(2).mean()} if mode == 'loss' else out
-
-
-def toy_runner(work_dir, resume=False):
-    """A 3-iteration run saving a checkpoint (and its pointer) each step."""
-    return Runner(
-        model=Toy(),
-        work_dir=str(work_dir),
-        experiment_name=f'toy_{time.monotonic_ns()}',
+def toy_runner(work_dir, resume=False, **overrides):
+    """A 3-iteration run saving a checkpoint (and its pointer) each step;
+    ``overrides`` replace its Runner arguments."""
+    return Runner(**{
+        'model': Toy(),
+        'work_dir': str(work_dir),
+        'experiment_name': f'toy_{time.monotonic_ns()}',
         # The scope the rest of the suite builds in (a runner makes its
         # scope the process's current one).
-        default_scope='mmseg',
-        train_dataloader=dict(
-            dataset=[dict(inputs=torch.randn(2)) for _ in range(8)],
+        'default_scope': 'mmseg',
+        'train_dataloader': dict(
+            dataset=ToyInputs(),
             sampler=dict(type='DefaultSampler', shuffle=False),
             batch_size=2),
-        train_cfg=dict(by_epoch=False, max_iters=ITERS),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        default_hooks=dict(
+        'train_cfg': dict(by_epoch=False, max_iters=ITERS),
+        'optim_wrapper': dict(optimizer=dict(type='SGD', lr=0.1)),
+        'default_hooks': dict(
             checkpoint=dict(type='CheckpointHook', interval=1,
                             by_epoch=False)),
-        resume=resume)
+        'resume': resume,
+        **overrides
+    })
 
 
 def _mode(path):

@@ -40,7 +40,8 @@ from gdkd_seg.compat import (CheckpointDownloadError, CorruptCheckpointError,
 from gdkd_seg.compat.torch_load import (mmengine_checkpoint_globals,
                                        url_cache_dir)
 from gdkd_seg.distillers import load_teacher_checkpoint
-from test_checkpoint_files import Toy, toy_runner
+from test_checkpoint_files import toy_runner
+from toy_run import Toy
 
 
 class _Payload:
