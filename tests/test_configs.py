@@ -66,6 +66,8 @@ DATASETS = {
                                      'Synthetic Cityscapes (generated)'),
     'cifar100': ({'CIFAR100'}, 'CIFAR-100'),
     'in1k': ({'ImageNet'}, 'ImageNet-1k'),
+    'cub': ({'CUB'}, 'CUB-200-2011'),
+    'tiny-imagenet': ({'CustomDataset'}, 'Tiny-ImageNet'),
     'fashion-mnist-5k': ({'FashionMNIST'},
                          'Fashion-MNIST (5k training images)'),
 }
@@ -78,7 +80,7 @@ NAME = re.compile(
     + '|'.join(map(re.escape, sorted(DATASETS, key=len, reverse=True)))
     + r')(?:-(?P<crop_h>\d+)x(?P<crop_w>\d+))?\.py$')
 METHOD_LOSSES = {'kd': 'KDLoss', 'dkd': 'DKDLoss', 'gdkd': 'GDKDLoss',
-                 'gdkd3': 'GDKD3Loss'}
+                 'gdkd3': 'GDKD3Loss', 'dist': 'DISTLoss'}
 # The official segmentation settings: KD, DKD and GDKD from the authors'
 # Cityscapes code (ZaberKo/seg-gdkd; its DKD is alpha 1, beta 2, T 1);
 # GDKD3 takes the official GDKD3 top-k 4 (ZaberKo/GDKD) and the rest from
@@ -88,10 +90,12 @@ SEG_LOSS_SETTINGS = {
     'DKDLoss': dict(alpha=1.0, beta=2.0, temperature=1.0),
     'GDKDLoss': dict(k=3, temperature=1.0, w0=1.0, w1=1.0, w2=2.0),
     'GDKD3Loss': dict(k=4, temperature=1.0, w0=1.0, w1=1.0, w2=2.0),
+    'DISTLoss': dict(temperature=1.0, beta=1.0, gamma=1.0),
 }
 SOURCES = {'KDLoss': ['ZaberKo/seg-gdkd'], 'DKDLoss': ['ZaberKo/seg-gdkd'],
            'GDKDLoss': ['ZaberKo/seg-gdkd'],
-           'GDKD3Loss': ['ZaberKo/GDKD', 'ZaberKo/seg-gdkd']}
+           'GDKD3Loss': ['ZaberKo/GDKD', 'ZaberKo/seg-gdkd'],
+           'DISTLoss': ['ZaberKo/seg-gdkd']}
 AUX_WEIGHT = 0.4  # the CIRKD protocol
 # Logit stride of each decode head: the heads' maps differ in size when a
 # SegFormer (1/4) learns from a DeepLabV3 (1/8).
