@@ -40,34 +40,45 @@ def reference(name, x, t, labels, mode, kl_type='forward'):
     flat = labels.reshape(len(labels), -1)
     rows = []
     for b, n in (flat != 255).nonzero().tolist():
-        groups = pixel_groups(name, tr[b, n].detach().numpy(),
-                              int(flat[b, n]))
+        groups = pixel_groups(name, tr[b, n].detach().numpy(), int(flat[b, n]))
         if mode == 'global':
-            rows.append(kl_row(sr[b, n], tr[b, n], groups, w_group, leaves,
-                               T, kl_type))
+            rows.append(
+                kl_row(sr[b, n], tr[b, n], groups, w_group, leaves, T,
+                       kl_type))
         else:
-            rows.append(group_standardized_row(sr[b, n], tr[b, n], groups,
-                                               w_group, leaves, T, mode,
-                                               kl_type))
+            rows.append(
+                group_standardized_row(sr[b, n], tr[b, n], groups, w_group,
+                                       leaves, T, mode, kl_type))
     return torch.stack(rows).mean()
 
 
-def check(name, mode, use_fused, s, t, labels, kl_type='forward',
+def check(name,
+          mode,
+          use_fused,
+          s,
+          t,
+          labels,
+          kl_type='forward',
           grad_atol=1e-12):
     cls, kwargs, *_ = MEMBERS[name]
-    loss_fn = cls(standardize=mode, use_fused=use_fused, kl_type=kl_type,
-                  loss_weight=0.7, **kwargs)
+    loss_fn = cls(
+        standardize=mode,
+        use_fused=use_fused,
+        kl_type=kl_type,
+        loss_weight=0.7,
+        **kwargs)
     got = value_and_grad(loss_fn, s, t, labels)
     x = s.clone().requires_grad_(True)
     ref = 0.7 * reference(name, x, t, labels, mode, kl_type)
     assert got[0].item() == pytest.approx(ref.item(), rel=1e-9, abs=1e-12)
-    torch.testing.assert_close(got[1], torch.autograd.grad(ref, x)[0],
-                               rtol=1e-9, atol=grad_atol)
+    torch.testing.assert_close(
+        got[1], torch.autograd.grad(ref, x)[0], rtol=1e-9, atol=grad_atol)
     return got
 
 
-MODES = [(name, 'global') for name in MEMBERS] + [
-    (name, mode) for name in ('gdkd', 'gdkd3') for mode in ('both', 'other')]
+MODES = [(name, 'global')
+         for name in MEMBERS] + [(name, mode) for name in ('gdkd', 'gdkd3')
+                                 for mode in ('both', 'other')]
 
 
 @pytest.mark.parametrize('use_fused', [False, True])
@@ -84,8 +95,7 @@ def test_standardized_losses_match_reference(name, mode, use_fused):
 @pytest.mark.parametrize('kl_type', ['reverse', 'both'])
 @pytest.mark.parametrize('name,mode', [('gdkd', 'both'), ('gdkd3', 'other'),
                                        ('kd', 'global')])
-def test_standardized_losses_with_kl_type_match_reference(name, mode,
-                                                          kl_type):
+def test_standardized_losses_with_kl_type_match_reference(name, mode, kl_type):
     s, t, labels = case(41)
     check(name, mode, False, s, t, labels, kl_type)
 
@@ -93,8 +103,12 @@ def test_standardized_losses_with_kl_type_match_reference(name, mode,
 @pytest.mark.parametrize('per_image', [False, True])
 def test_dist_standardized_matches_reference(per_image):
     s, t, labels = case(42)
-    loss_fn = DISTLoss(standardize='global', temperature=2.0, beta=1.5,
-                       gamma=0.5, per_image_intra=per_image)
+    loss_fn = DISTLoss(
+        standardize='global',
+        temperature=2.0,
+        beta=1.5,
+        gamma=0.5,
+        per_image_intra=per_image)
     got = value_and_grad(loss_fn, s, t, labels)
     x = s.clone().requires_grad_(True)
     valid = (labels != 255).reshape(len(labels), -1)
@@ -190,11 +204,14 @@ def test_float32_fused_agrees_with_float64_reference():
     loss_fn = GDKDLoss(standardize='global', k=5, w2=8.0, temperature=4.0)
     got = value_and_grad(loss_fn, s.float(), t.float(), labels)
     want = value_and_grad(
-        GDKDLoss(standardize='global', k=5, w2=8.0, temperature=4.0,
-                 use_fused=False), s, t, labels)
+        GDKDLoss(
+            standardize='global',
+            k=5,
+            w2=8.0,
+            temperature=4.0,
+            use_fused=False), s, t, labels)
     assert got[0].item() == pytest.approx(want[0].item(), rel=1e-5)
-    torch.testing.assert_close(got[1].double(), want[1], rtol=1e-4,
-                               atol=1e-7)
+    torch.testing.assert_close(got[1].double(), want[1], rtol=1e-4, atol=1e-7)
 
 
 def test_rows_and_maps_agree():
@@ -202,16 +219,16 @@ def test_rows_and_maps_agree():
     s, t, labels = case(47)
     rows = (pixel_rows(s).reshape(-1, 7), pixel_rows(t).reshape(-1, 7),
             labels.reshape(-1))
-    for loss_fn in (GDKDLoss(standardize='other'), KDLoss(
-            standardize='global'), DISTLoss(standardize='global',
-                                            gamma=0.0)):
+    for loss_fn in (GDKDLoss(standardize='other'),
+                    KDLoss(standardize='global'),
+                    DISTLoss(standardize='global', gamma=0.0)):
         assert loss_fn(*rows).item() == pytest.approx(
             loss_fn(s, t, labels).item(), rel=1e-12)
 
 
 @pytest.mark.parametrize('name', MEMBERS)
-def test_standardize_none_is_bit_identical_and_runs_nothing(
-        name, monkeypatch):
+def test_standardize_none_is_bit_identical_and_runs_nothing(name, monkeypatch):
+
     def refuse(*args, **kwargs):
         raise AssertionError('standardisation ran with standardize=None')
 
@@ -233,9 +250,9 @@ def test_standardize_none_is_bit_identical_and_runs_nothing(
     assert torch.equal(got, DISTLoss()(s, t, labels))
 
 
-@pytest.mark.parametrize('cls,mode', [
-    (KDLoss, 'both'), (DKDLoss, 'other'), (DISTLoss, 'both'),
-    (GDKDLoss, 'zscore'), (GDKD3Loss, True)])
+@pytest.mark.parametrize('cls,mode', [(KDLoss, 'both'), (DKDLoss, 'other'),
+                                      (DISTLoss, 'both'), (GDKDLoss, 'zscore'),
+                                      (GDKD3Loss, True)])
 def test_bad_standardize_raises(cls, mode):
     with pytest.raises(ValueError, match='standardize must be one of'):
         cls(standardize=mode)

@@ -26,8 +26,10 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-__all__ = ['EPS', 'MODES', 'GROUP_MODES', 'check_mode', 'standardize',
-           'standardize_groups']
+__all__ = [
+    'EPS', 'MODES', 'GROUP_MODES', 'check_mode', 'standardize',
+    'standardize_groups'
+]
 
 EPS = 1e-7
 # None (off), the official LSKD's, and LS-GDKD's per-group modes.
@@ -107,7 +109,6 @@ def standardize_groups(logits: Tensor, masks: List[Tensor],
     for mask in chosen:
         size = mask.sum(dim=1, keepdim=True).clamp(min=1.)  # empty: unused
         mean = (logits * mask).sum(dim=1, keepdim=True) / size
-        var = ((logits - mean) * mask).square().sum(dim=1,
-                                                    keepdim=True) / size
+        var = ((logits - mean) * mask).square().sum(dim=1, keepdim=True) / size
         out = torch.where(mask > 0, _zscore(logits, mean, var), out)
     return out
