@@ -17,11 +17,10 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-#: (expand, channels, blocks, stride) per stage; expand None is the
-#: ``expand_ratio`` argument (the first stage never expands).
-STAGES = ((1, 16, 1, 1), (None, 24, 2, 1), (None, 32, 3, 2),
-          (None, 64, 4, 2), (None, 96, 3, 1), (None, 160, 3, 2),
-          (None, 320, 1, 1))
+#: (channels, blocks, stride) per stage; the first stage has expansion 1,
+#: the others ``expand_ratio``.
+STAGES = ((16, 1, 1), (24, 2, 1), (32, 3, 2), (64, 4, 2), (96, 3, 1),
+          (160, 3, 2), (320, 1, 1))
 LAST_CHANNELS = 1280
 
 
@@ -82,13 +81,14 @@ class CifarMobileNetV2(BaseModule):
         self.stem = ConvModule(
             in_channels, width, 3, 2, padding=1, bias=False, norm_cfg=bn)
         self.stages = nn.ModuleList()
-        for expand, channels, blocks, stride in STAGES:
+        for index, (channels, blocks, stride) in enumerate(STAGES):
             channels = int(channels * widen_factor)
+            expand = expand_ratio if index else 1
             stage = []
             for i in range(blocks):
                 stage.append(
                     InvertedResidual(width, channels, stride if i == 0 else 1,
-                                     expand or expand_ratio))
+                                     expand))
                 width = channels
             self.stages.append(nn.Sequential(*stage))
         last = LAST_CHANNELS if widen_factor <= 1 else int(LAST_CHANNELS *

@@ -28,15 +28,16 @@ class ShuffleUnit(nn.Module):
 
     With ``stride=2`` the output is ``cat(unit(x), avgpool(x))`` (the unit
     adds ``out_channels - in_channels`` channels), else ``unit(x) + x``;
-    ReLU after either.
+    ReLU after either. ``compress_groups`` groups the first 1x1 conv (and
+    the shuffle after it).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int,
-                 groups: int) -> None:
+                 groups: int, compress_groups: int) -> None:
         super().__init__()
         branch_channels = out_channels - (in_channels if stride == 2 else 0)
         mid_channels = branch_channels // 4
-        self.compress_groups = 1 if in_channels == STEM_CHANNELS else groups
+        self.compress_groups = compress_groups
         self.compress = ConvModule(
             in_channels, mid_channels, 1, groups=self.compress_groups,
             bias=False, norm_cfg=dict(type='BN'))
@@ -92,11 +93,14 @@ class CifarShuffleNetV1(BaseModule):
             norm_cfg=dict(type='BN'))
         self.stages = nn.ModuleList()
         width = STEM_CHANNELS
-        for channels, units in zip(stage_channels, stage_units):
+        for index, (channels, units) in enumerate(
+                zip(stage_channels, stage_units)):
             stage = []
             for i in range(units):
+                first_unit = index == 0 and i == 0  # its input is the stem's
                 stage.append(
-                    ShuffleUnit(width, channels, 2 if i == 0 else 1, groups))
+                    ShuffleUnit(width, channels, 2 if i == 0 else 1, groups,
+                                1 if first_unit else groups))
                 width = channels
             self.stages.append(nn.Sequential(*stage))
         self.out_indices = tuple(out_indices)
