@@ -261,3 +261,12 @@ def test_bad_standardize_raises(cls, mode):
 def test_global_needs_two_classes():
     with pytest.raises(ValueError, match='at least 2 classes'):
         KDLoss(standardize='global')(torch.zeros(3, 1), torch.zeros(3, 1))
+
+
+def test_plain_loss_takes_only_the_group_modes():
+    s, t, labels = case(49)
+    rows = labels.reshape(-1)
+    with pytest.raises(ValueError, match='standardize must be one of'):
+        F.plain_loss(s, t, GDKDLoss().spec, rows, standardize='global')
+    with pytest.raises(ValueError, match='needs groups'):
+        F.plain_loss(s, t, KDLoss().spec, rows, standardize='both')

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .partition import GroupRule, PartitionSpec
-from .standardize import standardize_groups
+from .standardize import GROUP_MODES, check_mode, standardize_groups
 
 __all__ = [
     'flatten_logits', 'as_bcp', 'align_teacher', 'labels_to_rows',
@@ -624,6 +624,7 @@ def _spec_rows(spec: PartitionSpec, student: Tensor, teacher: Tensor,
     """``(B, P)`` losses of ``spec`` for ``(B, C, P)`` logits and ``(B, P)``
     labels; ``standardize`` (``'both'``/``'other'``) z-scores the logits of
     the within-group KLs per group (``standardize.standardize_groups``)."""
+    check_mode(standardize, (None, *GROUP_MODES))
     masks = group_masks(spec, teacher, labels)
     leaf_weights = list(spec.leaf_weights)
     if standardize is None:
@@ -712,7 +713,8 @@ def plain_loss(student: Tensor,
         reduction (str): ``'mean'`` over valid rows, ``'sum'`` or ``'none'``.
         standardize (str, optional): ``'both'`` or ``'other'``: the
             per-group logit standardisation of the within-group KLs
-            (``standardize.py``). Default None.
+            (``standardize.py``; ``'global'`` is a transform of the inputs,
+            :func:`standardize.standardize`). Default None.
 
     Returns:
         Tensor: a scalar, or ``(rows,)`` for ``'none'``; float32 (float64
