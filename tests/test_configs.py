@@ -119,7 +119,8 @@ DEMO_RUNS = {'teacher': 'teacher', 'student': 'student', 'kd': 'KD',
              'dkd': 'DKD', 'gdkd': 'GDKD', 'gdkd-adaptive': 'GDKD-adaptive',
              'gdkd3': 'GDKD3'}
 FASHION_ROWS = {'teacher': 'teacher', 'student': 'student alone',
-                'kd': 'KD', 'dkd': 'DKD', 'gdkd': 'GDKD'}
+                'kd': 'KD', 'dkd': 'DKD', 'gdkd': 'GDKD', 'gdkd3': 'GDKD3',
+                'dist': 'DIST', 'lskd': 'LSKD'}
 
 
 def name_of(config):
