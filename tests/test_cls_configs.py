@@ -21,7 +21,7 @@ TRANSFER = [
 ]
 DISTILL = [p for p in CIFAR + IMAGENET + TRANSFER if '/baselines/' not in p]
 
-METHODS = ('kd', 'dkd', 'gdkd', 'gdkd3', 'dist')
+METHODS = ('kd', 'dkd', 'gdkd', 'gdkd3', 'dist', 'lskd')
 
 # The official classification code, ZaberKo/GDKD: each CIFAR-100 pair's file
 # configs/cifar100/<method>/<file>.yaml sets the learning rate (0.01 for the
@@ -64,7 +64,7 @@ def cifar_official(method, pair):
     the file's own plus mdistiller/engine/cfg.py's defaults (KD: T 4, CE 0.1,
     KD 0.9; DKD: alpha 1, T 4, warm-up 20; GDKD: W0 1, TOPK 5, T 4, warm-up
     20; GDKD3: W0 1, TOPK 4, T 4, warm-up 20; DIST: BETA 2, GAMMA 2, T 4;
-    CE weight 1 but for KD)."""
+    LSKD: T 2, CE 0.1, KD 9; CE weight 1 but for KD and LSKD)."""
     name, lr, beta, gdkd, gdkd3 = CIFAR_OFFICIAL[pair]
     values = {
         'kd': dict(temperature=4.0, ce=0.1, weight=0.9, warmup=0),
@@ -74,6 +74,8 @@ def cifar_official(method, pair):
         'gdkd3': dict(k=4, w0=1.0, w1=gdkd3[0], w2=gdkd3[1],
                       temperature=4.0, warmup=20),
         'dist': dist_values(beta=2.0, gamma=2.0, temperature=4.0),
+        'lskd': dict(temperature=2.0, standardize='global', ce=0.1,
+                     weight=9.0, warmup=0),
     }[method]
     return f'configs/cifar100/{method}/{name}.yaml', dict(values, lr=lr)
 
@@ -87,6 +89,9 @@ LARGE_PAIRS = {
     'resnet34_resnet18': ('r34_r18', 0.5, (0.5, 1.0, 1.0)),
     'resnet50_mobilenetv1': ('r50_mv1', 2.0, (0.5, 2.0, 2.0)),
 }
+# The lskd.yaml files set LSKD T 2, KD 9 and CE 1 (ResNet-34 -> ResNet-18) or
+# 0.5 (ResNet-50 -> MobileNet-V1).
+LSKD_CE = {'resnet34_resnet18': 1.0, 'resnet50_mobilenetv1': 0.5}
 # dataset: (root, lr, DIST T). The ImageNet dist.yaml files set `GDKD.T: 1.0`,
 # which DIST does not read: DIST runs at its default DIST.T 4.
 LARGE_DATASETS = {
@@ -107,6 +112,8 @@ def large_official(method, pair, dataset):
         'gdkd': dict(k=5, w0=w0, w1=w1, w2=w2, temperature=1.0, warmup=1),
         'dist': dist_values(beta=2.0, gamma=2.0,
                             temperature=dist_temperature),
+        'lskd': dict(temperature=2.0, standardize='global',
+                     ce=LSKD_CE[pair], weight=9.0, warmup=0),
     }[method]
     return f'configs/{root}/{folder}/{method}.yaml', dict(values, lr=lr)
 
@@ -145,7 +152,7 @@ def test_every_pair_has_student_and_every_method():
     for pair in LARGE_PAIRS:
         for dataset in LARGE_DATASETS:
             schedule = '8xb64' if dataset == 'in1k' else '1xb64'
-            for method in ('kd', 'dkd', 'gdkd', 'dist'):
+            for method in ('kd', 'dkd', 'gdkd', 'dist', 'lskd'):
                 assert f'{method}_{pair}_{schedule}-100e_{dataset}.py' in \
                     names
             for model in pair.split('_'):

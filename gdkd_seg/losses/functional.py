@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .partition import GroupRule, PartitionSpec
+from .standardize import GROUP_MODES, check_mode, standardize_groups
 
 __all__ = [
     'flatten_logits', 'as_bcp', 'align_teacher', 'labels_to_rows',
@@ -637,13 +638,29 @@ def group_index(spec: PartitionSpec, teacher_rows: Tensor,
 
 
 def _spec_rows(spec: PartitionSpec, student: Tensor, teacher: Tensor,
-               labels: Optional[Tensor]) -> Tensor:
+               labels: Optional[Tensor],
+               standardize: Optional[str] = None) -> Tensor:
     """``(B, P)`` losses of ``spec`` for ``(B, C, P)`` logits and ``(B, P)``
-    labels."""
+    labels; ``standardize`` (``'both'``/``'other'``) z-scores the logits of
+    the within-group KLs per group (``standardize.standardize_groups``)."""
+    check_mode(standardize, (None, *GROUP_MODES))
     masks = group_masks(spec, teacher, labels)
-    return _partitioned_kl(student, teacher, masks, spec.group_weight,
-                           list(spec.leaf_weights), spec.temperature,
-                           spec.kl_type)
+    leaf_weights = list(spec.leaf_weights)
+    if standardize is None:
+        return _partitioned_kl(student, teacher, masks, spec.group_weight,
+                               leaf_weights, spec.temperature, spec.kl_type)
+    if masks is None:
+        raise ValueError(f'standardize={standardize!r} needs groups; this '
+                         'partition has one')
+    # The loss is linear in its weights: the group KL of the raw logits plus
+    # the within-group KLs of the standardised ones.
+    group_term = _partitioned_kl(student, teacher, masks, spec.group_weight,
+                                 [0.] * len(masks), spec.temperature)
+    leaf_terms = _partitioned_kl(
+        standardize_groups(student, masks, standardize),
+        standardize_groups(teacher, masks, standardize), masks, 0.,
+        leaf_weights, spec.temperature, spec.kl_type)
+    return group_term + leaf_terms
 
 
 def row_losses(spec: PartitionSpec,
@@ -699,7 +716,8 @@ def plain_loss(student: Tensor,
                spec: PartitionSpec,
                labels: Optional[Tensor] = None,
                ignore_index: Optional[int] = 255,
-               reduction: str = 'mean') -> Tensor:
+               reduction: str = 'mean',
+               standardize: Optional[str] = None) -> Tensor:
     """The loss by plain autograd: the path the tests hold exact.
 
     Args:
@@ -712,6 +730,10 @@ def plain_loss(student: Tensor,
             :func:`check_labels`.
         ignore_index (int, optional): label of skipped rows; None skips none.
         reduction (str): ``'mean'`` over valid rows, ``'sum'`` or ``'none'``.
+        standardize (str, optional): ``'both'`` or ``'other'``: the
+            per-group logit standardisation of the within-group KLs
+            (``standardize.py``; ``'global'`` is a transform of the inputs,
+            :func:`standardize.standardize`). Default None.
 
     Returns:
         Tensor: a scalar, or ``(rows,)`` for ``'none'``; float32 (float64
@@ -719,7 +741,7 @@ def plain_loss(student: Tensor,
     """
     student3, teacher3, labels, valid = prepare_rows(student, teacher,
                                                      labels, ignore_index)
-    rows = _spec_rows(spec, student3, teacher3, labels)
+    rows = _spec_rows(spec, student3, teacher3, labels, standardize)
     return reduce_rows(rows.reshape(-1),
                        None if valid is None else valid.reshape(-1),
                        reduction)
