@@ -38,15 +38,24 @@ def load_config(path):
     return copy.deepcopy(_parse(path))
 
 
+@functools.lru_cache(maxsize=None)
+def _teacher(spec):
+    from gdkd_seg.distillers import resolve_model_cfg
+    return resolve_model_cfg(spec, 'teacher')
+
+
 def model_cfg(config, **overrides):
     """The ``model`` of a config file as the Runner would build it: the
-    top-level data_preprocessor merged in, no teacher checkpoint."""
+    top-level data_preprocessor merged in, no teacher checkpoint, a teacher
+    config path resolved once per session (a pair's configs share it)."""
     cfg = load_config(config) if isinstance(config, str) else config
     model = cfg.model
     if cfg.get('data_preprocessor') is not None:
         model.setdefault('data_preprocessor', cfg.data_preprocessor)
     if model.type == 'ClsDistiller':
         model.teacher_ckpt = None
+        if isinstance(model.teacher, str):
+            model.teacher = copy.deepcopy(_teacher(model.teacher))
     model.update(overrides)
     return model
 

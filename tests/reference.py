@@ -229,3 +229,46 @@ def kl_row(s, t, groups, w_group, leaf_weights, T, kl_type='forward'):
 def entropy_row(s, T):
     p = torch.softmax(s / T, 0)
     return -(p * p.log()).sum()
+
+
+# Logit standardisation (LSKD), in float64 torch.
+
+LS_EPS = 1e-7
+
+
+def zscore(x, dim=-1, unbiased=True):
+    """``(x - mean) / (1e-7 + std)`` along ``dim``; the std as a vector norm
+    (whose gradient is 0 at a constant slice)."""
+    n = x.shape[dim]
+    centred = x - x.mean(dim, keepdim=True)
+    std = torch.linalg.vector_norm(centred, dim=dim, keepdim=True) / \
+        math.sqrt(n - 1 if unbiased else n)
+    return centred / (LS_EPS + std)
+
+
+def group_standardized_row(s, t, groups, w_group, leaf_weights, T, mode,
+                           kl_type='forward'):
+    """LS-GDKD's per-group modes for one row (1-d float64 tensors, numpy
+    ``groups``): the group KL of the raw logits, each within-group KL on
+    logits z-scored over the group (biased std): every group for
+    ``'both'``, the last for ``'other'``."""
+    def kl_t(a, b):
+        return (a * (a / b).log()).sum()
+
+    p, q = torch.softmax(s / T, 0), torch.softmax(t / T, 0)
+    groups = torch.as_tensor(groups)
+    last = len(leaf_weights) - 1
+    present = [g for g in range(len(leaf_weights)) if (groups == g).any()]
+    big_p = torch.stack([p[groups == g].sum() for g in present])
+    big_q = torch.stack([q[groups == g].sum() for g in present])
+    loss = w_group * kl_t(big_q, big_p)
+    for g in present:
+        sg, tg = s[groups == g], t[groups == g]
+        if mode == 'both' or g == last:
+            sg, tg = zscore(sg, unbiased=False), zscore(tg, unbiased=False)
+        pg, qg = torch.softmax(sg / T, 0), torch.softmax(tg / T, 0)
+        forward, reverse = kl_t(qg, pg), kl_t(pg, qg)
+        loss = loss + leaf_weights[g] * {
+            'forward': forward, 'reverse': reverse,
+            'both': (forward + reverse) / 2}[kl_type]
+    return T * T * loss

@@ -5,51 +5,45 @@ import os
 import os.path as osp
 import shutil
 import signal
+import socket
 import time
+import zipfile
 
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import checkpoint_hook
-from mmengine.model import BaseModel
 from mmengine.runner import Runner, runner as runner_module, save_checkpoint
 
 from gdkd_seg.compat import atomic_write_bytes
+from gdkd_seg.compat.atomic_write import host_tag
+from toy_run import Toy, ToyInputs
 
 ITERS = 3
 
 
-class Toy(BaseModel):
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(2, 1)
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        out = self.linear(torch.stack(inputs))
-        return {'loss': out.pow(2).mean()} if mode == 'loss' else out
-
-
-def toy_runner(work_dir, resume=False):
-    """A 3-iteration run saving a checkpoint (and its pointer) each step."""
-    return Runner(
-        model=Toy(),
-        work_dir=str(work_dir),
-        experiment_name=f'toy_{time.monotonic_ns()}',
+def toy_runner(work_dir, resume=False, **overrides):
+    """A 3-iteration run saving a checkpoint (and its pointer) each step;
+    ``overrides`` replace its Runner arguments."""
+    return Runner(**{
+        'model': Toy(),
+        'work_dir': str(work_dir),
+        'experiment_name': f'toy_{time.monotonic_ns()}',
         # The scope the rest of the suite builds in (a runner makes its
         # scope the process's current one).
-        default_scope='mmseg',
-        train_dataloader=dict(
-            dataset=[dict(inputs=torch.randn(2)) for _ in range(8)],
+        'default_scope': 'mmseg',
+        'train_dataloader': dict(
+            dataset=ToyInputs(),
             sampler=dict(type='DefaultSampler', shuffle=False),
             batch_size=2),
-        train_cfg=dict(by_epoch=False, max_iters=ITERS),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        default_hooks=dict(
+        'train_cfg': dict(by_epoch=False, max_iters=ITERS),
+        'optim_wrapper': dict(optimizer=dict(type='SGD', lr=0.1)),
+        'default_hooks': dict(
             checkpoint=dict(type='CheckpointHook', interval=1,
                             by_epoch=False)),
-        resume=resume)
+        'resume': resume,
+        **overrides
+    })
 
 
 def _mode(path):
@@ -172,11 +166,14 @@ def test_runner_resumes_past_an_empty_pointer(trained, tmp_path):
     assert f'last_checkpoint is empty: resuming from {work_dir}' in log
 
 
-def _killed_mid_save(path):
-    """Fork a process that dies in atomic_write_bytes before its rename."""
+def _killed_mid_save(path, host=None):
+    """Fork a process that dies in atomic_write_bytes before its rename
+    (seen by the files as running on machine ``host``, if given)."""
     pid = os.fork()
     if pid == 0:
         try:
+            if host is not None:
+                socket.gethostname = lambda: host
             os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
             atomic_write_bytes(b'x' * 4096, path)
         finally:
@@ -198,3 +195,38 @@ def test_temporaries_of_killed_saves_are_removed(next_step, tmp_path):
         runner_module.find_latest_checkpoint(str(tmp_path))
     assert not (tmp_path / leftover).exists()
     assert foreign.exists()
+
+
+@pytest.mark.parametrize('next_step', ['save', 'resume'])
+def test_other_machines_temporaries_are_left_alone(next_step, tmp_path):
+    """A shared work dir: a process id that is not alive here may be a
+    writer in flight on another machine."""
+    other, = _killed_mid_save(str(tmp_path / 'iter_2.pth'), host='node.b_7')
+    assert '@node-b-7.' in other
+    unknown = tmp_path / '.iter_1.pth.999999999.0123abcd.tmp'
+    unknown.write_bytes(b'no machine named')
+    if next_step == 'save':
+        atomic_write_bytes(b'y', tmp_path / 'iter_3.pth')
+    else:
+        runner_module.find_latest_checkpoint(str(tmp_path))
+    assert (tmp_path / other).exists() and unknown.exists()
+
+
+def test_long_host_names_that_differ_at_the_end_stay_apart(monkeypatch):
+    tags = set()
+    for host in ('gpu-node-0001.cluster.example.org',
+                 'gpu-node-0001.cluster.example.net'):
+        monkeypatch.setattr(socket, 'gethostname', lambda: host)
+        tags.add(host_tag())
+    assert len(tags) == 2 and all(len(t) == 32 for t in tags)
+
+
+def test_resume_picks_the_highest_iteration_that_loads(trained, tmp_path):
+    work_dir = _copy_run(trained, tmp_path, None)
+    # Times say nothing after a copy: iter_1 looks newest.
+    os.utime(work_dir / 'iter_1.pth', (time.time() + 60, ) * 2)
+    # A whole zip archive that is no checkpoint.
+    with zipfile.ZipFile(work_dir / f'iter_{ITERS + 2}.pth', 'w') as z:
+        z.writestr('archive/data.pkl', b'not a pickle')
+    assert runner_module.find_latest_checkpoint(str(work_dir)) == \
+        str(work_dir / f'iter_{ITERS}.pth')

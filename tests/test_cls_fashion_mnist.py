@@ -99,3 +99,21 @@ def test_sweep_tool_names_existing_configs_and_fills_the_doc(tmp_path):
     sweep.replace_table(str(doc), '| new |')
     assert doc.read_text() == (f'intro\n{sweep.TABLE_START}\n| new |\n'
                                f'{sweep.TABLE_END}\noutro\n')
+
+
+def test_results_table_has_every_run_with_mean_std_and_seeds():
+    sweep = load_sweep_tool()
+    targets = [{'points': [{'seeds': {
+        '1': {'value': 72.0 + i, 'seconds': 80.0},
+        '0': {'value': 70.0 + i, 'seconds': 60.0}}}]}
+        for i in range(len(sweep.STUDENTS) - 1)] + [{'points': []}]
+    software = dict(python='3.11.7', torch='2.14.1', machine='x86_64')
+    table = sweep.results_table(
+        dict(targets=targets, seeds=[0, 1], software=software), 82.92)
+    lines = table.splitlines()
+    assert lines[2] == '| teacher ResNet-8w8 (seed 0) | 82.92 | 82.92 | |'
+    assert lines[3] == ('| ResNet-8w4, student alone | 71.00 ± 1.41 | '
+                        '70.00, 72.00 | 70 |')
+    assert lines[4].startswith('| ResNet-8w4, KD | 72.00 ± 1.41 | 71.00, ')
+    assert lines[3 + len(targets) - 1] == '| ResNet-8w4, LSKD | not run | | |'
+    assert 'Seeds 0, 1;' in table and '14.0 min of wall time' in table

@@ -47,6 +47,7 @@ from gdkd_seg.compat.mmcv_ops import has_compiled_mmcv_ops
 from gdkd_seg.datasets.synthetic_cityscapes import \
     generate_synthetic_cityscapes
 from gdkd_seg.distillers import resolve_model_cfg
+from reference import zscore
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -66,6 +67,8 @@ DATASETS = {
                                      'Synthetic Cityscapes (generated)'),
     'cifar100': ({'CIFAR100'}, 'CIFAR-100'),
     'in1k': ({'ImageNet'}, 'ImageNet-1k'),
+    'cub': ({'CUB'}, 'CUB-200-2011'),
+    'tiny-imagenet': ({'CustomDataset'}, 'Tiny-ImageNet'),
     'fashion-mnist-5k': ({'FashionMNIST'},
                          'Fashion-MNIST (5k training images)'),
 }
@@ -78,7 +81,7 @@ NAME = re.compile(
     + '|'.join(map(re.escape, sorted(DATASETS, key=len, reverse=True)))
     + r')(?:-(?P<crop_h>\d+)x(?P<crop_w>\d+))?\.py$')
 METHOD_LOSSES = {'kd': 'KDLoss', 'dkd': 'DKDLoss', 'gdkd': 'GDKDLoss',
-                 'gdkd3': 'GDKD3Loss'}
+                 'gdkd3': 'GDKD3Loss', 'dist': 'DISTLoss', 'lskd': 'KDLoss'}
 # The official segmentation settings: KD, DKD and GDKD from the authors'
 # Cityscapes code (ZaberKo/seg-gdkd; its DKD is alpha 1, beta 2, T 1);
 # GDKD3 takes the official GDKD3 top-k 4 (ZaberKo/GDKD) and the rest from
@@ -88,10 +91,12 @@ SEG_LOSS_SETTINGS = {
     'DKDLoss': dict(alpha=1.0, beta=2.0, temperature=1.0),
     'GDKDLoss': dict(k=3, temperature=1.0, w0=1.0, w1=1.0, w2=2.0),
     'GDKD3Loss': dict(k=4, temperature=1.0, w0=1.0, w1=1.0, w2=2.0),
+    'DISTLoss': dict(temperature=1.0, beta=1.0, gamma=1.0),
 }
 SOURCES = {'KDLoss': ['ZaberKo/seg-gdkd'], 'DKDLoss': ['ZaberKo/seg-gdkd'],
            'GDKDLoss': ['ZaberKo/seg-gdkd'],
-           'GDKD3Loss': ['ZaberKo/GDKD', 'ZaberKo/seg-gdkd']}
+           'GDKD3Loss': ['ZaberKo/GDKD', 'ZaberKo/seg-gdkd'],
+           'DISTLoss': ['ZaberKo/seg-gdkd']}
 AUX_WEIGHT = 0.4  # the CIRKD protocol
 # Logit stride of each decode head: the heads' maps differ in size when a
 # SegFormer (1/4) learns from a DeepLabV3 (1/8).
@@ -114,7 +119,8 @@ DEMO_RUNS = {'teacher': 'teacher', 'student': 'student', 'kd': 'KD',
              'dkd': 'DKD', 'gdkd': 'GDKD', 'gdkd-adaptive': 'GDKD-adaptive',
              'gdkd3': 'GDKD3'}
 FASHION_ROWS = {'teacher': 'teacher', 'student': 'student alone',
-                'kd': 'KD', 'dkd': 'DKD', 'gdkd': 'GDKD'}
+                'kd': 'KD', 'dkd': 'DKD', 'gdkd': 'GDKD', 'gdkd3': 'GDKD3',
+                'dist': 'DIST', 'lskd': 'LSKD'}
 
 
 def name_of(config):
@@ -397,6 +403,8 @@ def test_segmentation_losses_carry_the_official_settings(config):
         expected = dict(SEG_LOSS_SETTINGS[kind])
         if name['method'] == 'gdkd-adaptive':
             expected['k'] = 'adaptive'
+        if name['method'] == 'lskd':
+            expected['standardize'] = 'global'
         assert {key: loss.get(key) for key in expected} == expected, head
         assert loss.get('use_fused', True)
         assert all(source in text for source in SOURCES[kind])
@@ -551,14 +559,18 @@ def decode_logits(distiller):
             hook.remove()
 
 
-def kd_reference(student, teacher, labels, temperature):
+def kd_reference(student, teacher, labels, temperature, standardize=None):
     """Pixel-wise KD in float64, the teacher's map resized (bilinear) to the
-    student's grid, the labels (nearest) masking ignored pixels."""
+    student's grid, the labels (nearest) masking ignored pixels; with
+    ``standardize='global'`` on each pixel's z-scored logits (LSKD)."""
     teacher = nnf.interpolate(teacher.double(), size=student.shape[2:],
                               mode='bilinear', align_corners=False)
     labels = nnf.interpolate(labels.double(), size=student.shape[2:],
                              mode='nearest')[:, 0]
-    log_p = torch.log_softmax(student.double() / temperature, 1)
+    student = student.double()
+    if standardize == 'global':
+        student, teacher = zscore(student, dim=1), zscore(teacher, dim=1)
+    log_p = torch.log_softmax(student / temperature, 1)
     log_q = torch.log_softmax(teacher / temperature, 1)
     kl = (log_q.exp() * (log_q - log_p)).sum(1) * temperature**2
     return kl[labels != 255].mean().item()
@@ -588,7 +600,8 @@ def check_distill_step(distiller, model_cfg, config, num_classes):
             [s.gt_sem_seg.data for s in fake_batch(num_classes)
              ['data_samples']]).double()
         assert float(log_vars['decode.loss_kd']) == pytest.approx(
-            kd_reference(student, teacher, labels, kd.temperature), rel=1e-4)
+            kd_reference(student, teacher, labels, kd.temperature,
+                         kd.standardize), rel=1e-4)
 
 
 #: What lets a distiller build without downloads, for SIZE inputs.

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from gdkd_seg.compat import safe_torch_load
 from gdkd_seg.datasets.synthetic_cityscapes import \
     generate_synthetic_cityscapes
 
@@ -35,8 +36,8 @@ def run(args, expect_rc=0, env=None, unset=()):
 
 
 def small_run_options(data_root, iters, batch=4, extra=()):
-    # No dropout and one loader worker: a resumed run then sees the same
-    # random numbers as a straight one (mmengine restores no RNG state).
+    # One loader worker: the batches come from the workers' seeded
+    # generators, and RandomStateHook restores the rest on resume.
     return [
         '--cfg-options', f'train_cfg.max_iters={iters}',
         f'train_cfg.val_interval={iters}', f'param_scheduler.0.end={iters}',
@@ -61,9 +62,7 @@ def workspace(tmp_path_factory):
 
 def student_options(data, teacher_ckpt, iters, extra=(), batch=4):
     return small_run_options(data, iters, batch=batch, extra=(
-        f'model.teacher_ckpt={teacher_ckpt}',
-        'model.student.decode_head.dropout_ratio=0',
-        'model.student.auxiliary_head.dropout_ratio=0', *extra))
+        f'model.teacher_ckpt={teacher_ckpt}', *extra))
 
 
 def test_train_crash_resume_test_export(workspace):
@@ -90,14 +89,13 @@ def test_train_crash_resume_test_export(workspace):
                '--resume', *student_options(data, teacher_ckpt, 4)])
     assert 'resumed' in log.lower()
 
-    a = torch.load(osp.join(straight, 'iter_4.pth'), weights_only=False)
-    b = torch.load(osp.join(crashed, 'iter_4.pth'), weights_only=False)
+    a = safe_torch_load(osp.join(straight, 'iter_4.pth'))
+    b = safe_torch_load(osp.join(crashed, 'iter_4.pth'))
     assert a['meta']['iter'] == b['meta']['iter'] == 4
     assert set(a['state_dict']) == set(b['state_dict'])
     assert all(k.startswith('student.') for k in a['state_dict'])
-    for key, value in a['state_dict'].items():
-        torch.testing.assert_close(b['state_dict'][key], value, rtol=1e-4,
-                                   atol=1e-5, msg=key)
+    for key, value in a['state_dict'].items():  # bit for bit
+        assert torch.equal(b['state_dict'][key], value), key
 
     # tools/test.py on the distiller config evaluates the student alone.
     out_dir = str(root / 'pred')
@@ -122,6 +120,38 @@ def test_train_crash_resume_test_export(workspace):
         f'test_dataloader.dataset.data_root={data}'
     ])
     assert float(re.findall(r'mIoU: ([\d.]+)', log)[-1]) == ours
+
+
+def test_a_run_that_goes_non_finite_fails_and_saves_no_nan(workspace):
+    """tools/train.py on a distiller config: a teacher with one NaN bias is
+    refused at load, and lr=1e30 stops at the first NaN loss, non-zero,
+    with only finite checkpoints behind."""
+    root, data = workspace
+    teacher = safe_torch_load(str(root / 'teacher' / 'iter_2.pth'))
+    teacher['state_dict']['decode_head.conv_seg.bias'][0] = float('nan')
+    nan_teacher = str(root / 'nan_teacher.pth')
+    torch.save(teacher, nan_teacher)
+    log = run([sys.executable, 'tools/train.py', GDKD, '--work-dir',
+               str(root / 'nan_teacher'),
+               *student_options(data, nan_teacher, 2)], expect_rc=1)
+    assert "holds NaN or inf in 1 tensors, e.g. " \
+        "['decode_head.conv_seg.bias']" in log
+    work_dir = root / 'diverged'
+    log = run([sys.executable, 'tools/train.py', GDKD, '--work-dir',
+               str(work_dir), *student_options(
+                   data, str(root / 'teacher' / 'iter_2.pth'), 4,
+                   extra=('optim_wrapper.optimizer.lr=1e30',
+                          'default_hooks.checkpoint.interval=1'))],
+              expect_rc=1)
+    stopped = re.search(r'NonFiniteLossError: iteration (\d+): the loss is '
+                        r'not finite \(loss=nan; non-finite terms: (.*)\)',
+                        log)
+    assert stopped and 'decode.loss_gdkd=nan' in stopped[2]
+    saved = sorted(work_dir.glob('iter_*.pth'))
+    assert len(saved) == int(stopped[1]) - 1
+    for path in saved:
+        state = safe_torch_load(str(path))['state_dict']
+        assert all(torch.isfinite(v).all() for v in state.values())
 
 
 def test_ddp_two_processes_with_torchrun(workspace):

@@ -192,3 +192,94 @@ def test_official_defects_script_shows_each_defect():
     assert shown['4'] == ([2, 3], [0, 2])
     assert shown['5'][0].startswith('TypeError')
     assert shown['6'][0].startswith('RuntimeError')
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64, torch.bool])
+@pytest.mark.parametrize('use_fused', [False, True])
+def test_labels_must_be_integers(dtype, use_fused):
+    s, t, labels = case(5)
+    wrong = labels.to(dtype)
+    if dtype.is_floating_point:
+        wrong[0, 1, 1] = 1.7  # would be read as class 1
+    loss = GDKDLoss(use_fused=use_fused)
+    with pytest.raises(TypeError, match=f'integer tensor.*{dtype}'):
+        loss(s, t, wrong)
+    with pytest.raises(TypeError, match='integer tensor'):
+        functional.plain_loss(s, t, loss.spec, wrong.reshape(-1))
+    for ok in (torch.uint8, torch.int32):
+        assert torch.isfinite(loss(s, t, labels.clamp(max=18).to(ok)))
+
+
+@pytest.mark.parametrize('cls', [KDLoss, GDKDLoss])
+def test_loss_weight_must_not_be_negative(cls):
+    with pytest.raises(ValueError, match='loss_weight must be >= 0, got -1'):
+        cls(loss_weight=-1)
+    s, t, labels = case(6)
+    assert cls(loss_weight=0.0)(s, t, labels).item() == 0
+
+
+@pytest.mark.parametrize('make,message', [
+    (lambda: KDLoss(temperature='2'), "temperature must be a finite number, "
+     "got '2'"),
+    (lambda: GDKDLoss(w0='1'), "group weight.*got '1'"),
+    (lambda: GDKDLoss(k=3.0), r'cuts \(k\) must be .*ints >= 1, got \(3.0,\)'),
+    (lambda: GDKDLoss(k=[1, 3.0]), r'cuts \(k\).*got \(1, 3.0\)'),
+    (lambda: GDKD3Loss(k=3.0), 'GDKD3 needs an int k >= 2'),
+])
+def test_parameters_of_the_wrong_type_are_named(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def log_space_gdkd(s, t, k, weights, T):
+    """Float64 GDKD (k=None: KD) per row, in log space so that no
+    probability underflows at small T."""
+    s, t = s.double() / T, t.double() / T
+    order = torch.argsort(t, dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(
+        1, order, torch.arange(t.shape[1]).expand_as(order))
+    groups = [rank >= 0] if k is None else [rank < k, rank >= k]
+    loss = 0
+    for w, g in zip(weights[1:], groups):
+        log_p = s.masked_fill(~g, -math.inf).log_softmax(1)
+        log_q = t.masked_fill(~g, -math.inf).log_softmax(1)
+        loss += w * torch.where(g, log_q.exp() * (log_q - log_p), 0).sum(1)
+    if k is not None:
+        log_p = torch.stack([s.masked_fill(~g, -math.inf).logsumexp(1)
+                             for g in groups], 1).log_softmax(1)
+        log_q = torch.stack([t.masked_fill(~g, -math.inf).logsumexp(1)
+                             for g in groups], 1).log_softmax(1)
+        loss += weights[0] * (log_q.exp() * (log_q - log_p)).sum(1)
+    return T * T * loss
+
+
+@pytest.mark.parametrize('use_fused', [False, True])
+@pytest.mark.parametrize('T', [1e-4, 100.0])
+@pytest.mark.parametrize('name', ['kd', 'gdkd'])
+def test_temperatures_at_the_ends_of_the_range_are_exact(name, T, use_fused):
+    g = torch.Generator().manual_seed(7)
+    s = torch.randn(64, 19, generator=g) * 3
+    t = torch.randn(64, 19, generator=g) * 3
+    labels = torch.zeros(64, dtype=torch.long)
+    if name == 'kd':
+        loss_fn, k, weights = KDLoss(temperature=T), None, (0, 1)
+    else:
+        loss_fn, k, weights = GDKDLoss(temperature=T), 3, (1, 1, 2)
+    loss_fn.use_fused = use_fused
+    x = s.clone().requires_grad_(True)
+    loss = loss_fn(x, t, labels)
+    loss.backward()
+    s64 = s.double().requires_grad_(True)
+    want = log_space_gdkd(s64, t, k, weights, T).mean()
+    want.backward()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-4)
+    torch.testing.assert_close(x.grad.double(), s64.grad, rtol=1e-3,
+                               atol=1e-4 * s64.grad.abs().max().item())
+
+
+@pytest.mark.parametrize('T', [1e-10, 5e-5, 101.0, 1e5, 1e20])
+@pytest.mark.parametrize('cls', [KDLoss, DKDLoss, GDKDLoss, GDKD3Loss])
+def test_temperatures_float32_cannot_compute_are_refused(cls, T):
+    with pytest.raises(ValueError,
+                       match=r'temperature must be in \[0.0001, 100\]'):
+        cls(temperature=T)

@@ -10,7 +10,9 @@ import json
 import multiprocessing
 import os
 import os.path as osp
+import re
 import signal
+import sqlite3
 import time
 
 import optuna
@@ -102,10 +104,7 @@ def test_bad_input_fails_before_anything_trains(tmp_path):
     assert not (tmp_path / 'run').exists()
 
     # The command line reports the error and exits before creating DIR.
-    spec = importlib.util.spec_from_file_location('sweep_tool',
-                                                  'tools/sweep.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = sweep_tool()
     with pytest.raises(SystemExit, match='sweep: unknown config key'):
         tool.main([
             GDKD, '--grid', 'model.nope=1', '--work-dir',
@@ -119,6 +118,105 @@ def test_bad_input_fails_before_anything_trains(tmp_path):
         tool.main([GDKD, '--grid', f'{K}=1,3', '--report-only',
                    '--work-dir', str(tmp_path / 'cli')])
     assert not (tmp_path / 'cli').exists()
+
+
+def sweep_tool():
+    spec = importlib.util.spec_from_file_location('sweep_tool',
+                                                  'tools/sweep.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_non_finite_values_are_refused_when_parsed():
+    with pytest.raises(SweepSpecError, match=r"'1e999' is inf; swept "
+                       'numbers must be finite'):
+        parse_grid(f'{K}=1,1e999')
+    with pytest.raises(SweepSpecError, match='must be finite'):
+        parse_range(f'{W2}=1:1e999')
+    with pytest.raises(SweepSpecError, match='must be finite'):
+        parse_range(f'{W2}=-1e999:1')
+
+
+def test_a_bad_storage_or_work_dir_ends_in_one_line(tmp_path):
+    tool = sweep_tool()
+    corrupt = tmp_path / 'corrupt.db'
+    corrupt.write_bytes(b'not a database' * 100)
+    empty = tmp_path / 'empty.db'
+    sqlite3.connect(empty).close()
+    (tmp_path / 'afile').write_text('')
+    cases = [
+        (['--storage', 'sweep.db'], "--storage sweep.db: Could not parse"),
+        (['--storage', f'sqlite:///{corrupt}'],
+         'corrupt.db: file is not a database'),
+        (['--storage', f'sqlite:///file:{empty}?mode=ro&uri=true'],
+         'attempt to write a readonly database'),
+        (['--storage', 'nosuchdb://host/db'],
+         "--storage nosuchdb://host/db: Can't load plugin"),
+        (['--work-dir', str(tmp_path / 'afile')], 'afile is a file'),
+        (['--work-dir', str(tmp_path / 'afile' / 'sub')], 'afile is a file'),
+    ]
+    for argv, message in cases:
+        argv = [GDKD, '--grid', f'{K}=1', '--train-script', FAKE_TRAIN,
+                '--work-dir', str(tmp_path / 'sweep'), *argv]
+        with pytest.raises(SystemExit) as err:
+            tool.main(argv)
+        assert message in str(err.value.code), argv
+        assert '\n' not in str(err.value.code)
+
+
+def test_points_that_read_alike_never_share_a_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv('FAKE_TRAIN_LOG', str(tmp_path / 'runs.jsonl'))
+    work = tmp_path / 'sweep'
+    # An unfinished run of k=1 from a sweep that named folders by the
+    # values alone: it resumes there (no other point reads 'k=1').
+    (work / 'gdkd' / 'k=1' / 'seed0').mkdir(parents=True)
+    # One that three points read alike: none of them may resume there.
+    alike = work / 'gdkd' / 'k=1_data_root=data-city-scapes' / 'seed0'
+    alike.mkdir(parents=True)
+    roots = "'data/city scapes','data/city/scapes','data/city:scapes'"
+    sweep = plan_sweep(
+        [GDKD], [parse_grid(f'{K}=1,3'),
+                 parse_grid(f'train_dataloader.dataset.data_root={roots}')],
+        [0], str(work), train_script=FAKE_TRAIN)
+    assert run_sweep(sweep, log=lambda line: None) == 6
+    points = collect_results(sweep)['targets'][0]['points']
+    dirs = [p['seeds']['0']['work_dir'] for p in points]
+    assert len(set(dirs)) == 6 and str(alike) not in dirs
+    for point, work_dir in zip(points, dirs):
+        with open(osp.join(work_dir, 'sweep_config.py')) as f:
+            assert repr(point['params']['train_dataloader.dataset.data_root']
+                        ) in f.read()
+    assert len(fake_runs(str(tmp_path / 'runs.jsonl'))) == 6
+
+    legacy = plan_sweep([GDKD], [parse_grid(f'{K}=1,3')], [0],
+                        str(work), train_script=FAKE_TRAIN,
+                        study_name='legacy')
+    run_sweep(legacy, log=lambda line: None)
+    dirs = [p['seeds']['0']['work_dir']
+            for p in collect_results(legacy)['targets'][0]['points']]
+    assert dirs[0] == str(work / 'gdkd' / 'k=1' / 'seed0')
+    assert re.fullmatch(r'.*/gdkd/k=3-[0-9a-f]{8}/seed0', dirs[1])
+
+
+def test_a_run_stopped_by_a_non_finite_loss_is_a_failed_point(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv('FAKE_TRAIN_LOG', str(tmp_path / 'runs.jsonl'))
+    monkeypatch.setenv('FAKE_TRAIN_DIVERGE', '1')
+    sweep = plan_sweep([GDKD], [parse_grid(f'{K}=1,3')], [0, 1],
+                       str(tmp_path / 'sweep'), train_script=FAKE_TRAIN)
+    lines = []
+    assert run_sweep(sweep, log=lines.append) == 2  # one seed per point
+    assert any('seed 0 stopped at a non-finite loss: iteration 3' in line
+               for line in lines)
+    trials = optuna.load_study(study_name=sweep.study_name_of(
+        sweep.targets[0]), storage=sweep.storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 2
+    for point in collect_results(sweep)['targets'][0]['points']:
+        assert not point['mean'] == point['mean']  # NaN, never a score
+        assert point['seeds']['0']['diverged'].startswith('iteration 3:')
+    # Done: a second call trains nothing.
+    assert run_sweep(sweep, log=lines.append) == 0
 
 
 def test_keys_reach_both_heads_and_a_teacher_given_as_a_config_path():
@@ -192,7 +290,8 @@ def test_grid_over_seeds_writes_the_report_and_a_rerun_trains_nothing(
     point = gdkd['points'][1]
     assert point['params'] == {K: 1, W2: 8}
     assert [point['seeds'][s]['value'] for s in '01'] == [18.0, 18.1]
-    assert point['seeds']['1']['work_dir'].endswith('gdkd/k=1_w2=8/seed1')
+    assert re.search(r'/gdkd/k=1_w2=8-[0-9a-f]{8}/seed1$',
+                     point['seeds']['1']['work_dir'])
     assert point['mean'] == pytest.approx(18.05)
 
     assert run_sweep(sweep, log=lines.append) == 0

@@ -8,6 +8,7 @@ import os.path as osp
 import re
 import runpy
 import subprocess
+import sys
 from argparse import Namespace
 
 import numpy as np
@@ -20,6 +21,7 @@ from gdkd_seg.apis import (CPUDistributedDataParallel, check_total_batch,
                            load_config)
 from test_benchmark_tools import run_tool
 from test_end_to_end import GDKD as DEMO_GDKD
+from test_end_to_end import run
 from test_mmrazor_interop import CONFIG as MMRAZOR
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -175,6 +177,48 @@ def test_launchers_find_the_projects_venv_without_activation(tmp_path):
         ['bash', 'tools/slurm_train.sh', 'part', 'job', DEMO_GDKD],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert ' /opt/my/python -u ' in out.stdout
+
+
+TOY_CONFIG = """
+custom_imports = dict(imports=['toy_run'], allow_failed_imports=False)
+model = dict(type='Toy')
+train_dataloader = dict(
+    dataset=dict(type='ToyInputs'), batch_size=2, num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=True))
+train_cfg = dict(by_epoch=False, max_iters=2)
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1))
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False))
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+"""
+
+
+def test_train_tool_ends_its_process_group(
+        gloo_group, tmp_path, monkeypatch):
+    config = tmp_path / 'toy.py'
+    config.write_text(TOY_CONFIG)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    run_tool('tools/train.py', [str(config), '--work-dir', str(tmp_path),
+                                '--launcher', 'pytorch'], monkeypatch)
+    assert (tmp_path / 'iter_2.pth').is_file()
+    assert not torch.distributed.is_initialized()
+
+
+@pytest.mark.slow
+def test_finished_ddp_runs_exit_0_every_time(tmp_path):
+    """A gloo group left alive at interpreter exit could abort a finished
+    rank (SIGABRT, 'terminate called without an active exception'), and
+    torchrun then failed the job; the tools destroy it at the end."""
+    config = tmp_path / 'toy.py'
+    config.write_text(TOY_CONFIG)
+    for repeat in range(3):
+        work_dir = tmp_path / f'run{repeat}'
+        log = run(['bash', 'tools/dist_train.sh', str(config), '2',
+                   '--work-dir', str(work_dir)],
+                  env=dict(PORT=str(29500 + (os.getpid() + repeat) % 1000),
+                           OMP_NUM_THREADS='1', PYTHON=sys.executable))
+        assert 'terminate called' not in log
+        assert (work_dir / 'iter_2.pth').is_file()
 
 
 def readme_snippet(marker: str) -> str:

@@ -1,5 +1,6 @@
 """Fashion-MNIST: train the teacher once, then the student alone and with
-KD, DKD and GDKD over seeds (tools/sweep.py); report test top-1.
+KD, DKD, GDKD, GDKD3, DIST and LSKD over seeds (tools/sweep.py); report
+test top-1.
 
     bash tools/get_fashion_mnist.sh          # once: data/fashion_mnist
     python tools/cls_fashion_mnist_sweep.py [--seeds 0 1 2] [--threads 1]
@@ -9,20 +10,25 @@ The same as
 
     python tools/train.py configs/cls/fashion_mnist/teacher_*.py \\
         --work-dir work_dirs/fashion_mnist/teacher
-    python tools/sweep.py configs/cls/fashion_mnist/{student,kd,dkd,gdkd}_* \\
+    python tools/sweep.py \\
+        configs/cls/fashion_mnist/{student,kd,dkd,gdkd,gdkd3,dist,lskd}_* \\
         --seeds 0 1 2 --work-dir work_dirs/fashion_mnist/sweep
 
 (the distillation configs read the teacher from
-work_dirs/fashion_mnist/teacher/epoch_10.pth), plus, with ``--doc``, the
-sweep's table written between the markers of that file. The configs validate
-once, on the 10,000 test images after the last epoch, so each run's best
-validation top-1 is its final test top-1.
+work_dirs/fashion_mnist/teacher/epoch_10.pth), plus, with ``--doc``, a
+table of the sweep's results (work_dirs/fashion_mnist/sweep/sweep.json)
+written between the markers of that file. Finished runs are kept in the
+sweep's study: a second call trains only the missing ones. The configs
+validate once, on the 10,000 test images after the last epoch, so each
+run's best validation top-1 is its final test top-1.
 """
 import argparse
 import importlib.util
+import json
 import os
 import os.path as osp
 import re
+import statistics
 import subprocess
 import sys
 
@@ -35,6 +41,9 @@ STUDENTS = {
     'KD': f'kd_resnet8w8_resnet8w4_{SUFFIX}',
     'DKD': f'dkd_resnet8w8_resnet8w4_{SUFFIX}',
     'GDKD': f'gdkd_resnet8w8_resnet8w4_{SUFFIX}',
+    'GDKD3': f'gdkd3_resnet8w8_resnet8w4_{SUFFIX}',
+    'DIST': f'dist_resnet8w8_resnet8w4_{SUFFIX}',
+    'LSKD': f'lskd_resnet8w8_resnet8w4_{SUFFIX}',
 }
 WORK_DIR = 'work_dirs/fashion_mnist'
 TEACHER_CKPT = f'{WORK_DIR}/teacher/epoch_10.pth'
@@ -56,6 +65,42 @@ def parse_args():
         help='markdown file whose table (between the markers) to '
         'replace, e.g. docs/classification.md')
     return parser.parse_args()
+
+
+def results_table(results: dict, teacher_top1: float) -> str:
+    """The markdown table of a sweep's ``sweep.json`` results: one row per
+    run, mean ± sample std over seeds, each seed's top-1 and the mean wall
+    time of a run."""
+    lines = [
+        '| model | top-1 (%) mean ± std | per seed | s / run |',
+        '| --- | --- | --- | --- |',
+        f'| teacher ResNet-8w8 (seed 0) | {teacher_top1:.2f} | '
+        f'{teacher_top1:.2f} | |',
+    ]
+    total = 0.0
+    for name, target in zip(STUDENTS, results['targets']):
+        seeds = target['points'][0]['seeds'] if target['points'] else {}
+        values = [seeds[s]['value'] for s in sorted(seeds, key=int)]
+        seconds = [seeds[s]['seconds'] for s in seeds]
+        total += sum(seconds)
+        if not values:
+            lines.append(f'| ResNet-8w4, {name} | not run | | |')
+            continue
+        spread = f' ± {statistics.stdev(values):.2f}' \
+            if len(values) > 1 else ''
+        lines.append(
+            f'| ResNet-8w4, {name} | {statistics.mean(values):.2f}{spread} '
+            f'| {", ".join(f"{v:.2f}" for v in values)} '
+            f'| {statistics.mean(seconds):.0f} |')
+    seeds = ', '.join(map(str, results['seeds']))
+    software = results['software']
+    lines += [
+        '', f'Seeds {seeds}; std is the sample standard deviation over '
+        f'seeds. Python {software["python"]}, torch {software["torch"]} on '
+        f'{software["machine"]}; the student runs took {total / 60:.1f} min '
+        'of wall time in all.'
+    ]
+    return '\n'.join(lines)
 
 
 def replace_table(doc: str, table: str) -> None:
@@ -90,9 +135,8 @@ def main():
                ['--seeds', *map(str, args.seeds), '--work-dir', work_dir])
     from gdkd_seg.apis import best_metric
     teacher = best_metric(f'{WORK_DIR}/teacher', 'accuracy/top1')
-    with open(osp.join(work_dir, 'sweep.md')) as f:
-        table = (f'Teacher ResNet-8w8 (seed 0): top-1 {teacher[0]:.2f}.\n\n'
-                 + f.read().strip())
+    with open(osp.join(work_dir, 'sweep.json')) as f:
+        table = results_table(json.load(f), teacher[0])
     if args.doc:
         replace_table(args.doc, table)
     print(table)

@@ -1,6 +1,7 @@
-"""Convert a CIFAR-100 teacher released with mdistiller (CRD's teachers:
-resnet56/110/32x4, wrn_40_2, vgg13) to an mmpretrain checkpoint for the
-configs in configs/cls/baselines/ (CifarResNet, CifarWideResNet, CifarVGG).
+"""Convert a CIFAR-100 teacher released with mdistiller (resnet56,
+resnet110, resnet32x4, wrn_40_2, vgg13, ResNet50) to an mmpretrain
+checkpoint for the configs in configs/cls/baselines/ (CifarResNet,
+CifarWideResNet, CifarVGG, ResNet_CIFAR).
 
     python tools/convert_mdistiller_cifar.py \
         download_ckpts/cifar_teachers/resnet32x4_vanilla/ckpt_epoch_240.pth \

@@ -6,10 +6,12 @@
 CONFIG is the distillation config the checkpoint was trained with: gdkd_seg's
 ``SegDistiller`` (checkpoint keys ``student.*``) or mmrazor's
 ``SingleTeacherDistill`` (``architecture.*``, the student given as a model
-dict or ``cfg_path``). OUT.pth holds the student's weights alone; the config
-``--out-config`` writes is the student's plain model with the distillation
-config's data, schedule and runtime, without the distiller's imports
-(``tools/student_config.py`` writes the same config without a checkpoint).
+dict or ``cfg_path``). OUT.pth holds the student's weights and the
+checkpoint's meta less ``meta['config']`` (a Python config string of
+mmcv-era checkpoints); the config ``--out-config`` writes is the student's
+plain model with the distillation config's data, schedule and runtime,
+without the distiller's imports (``tools/student_config.py`` writes the
+same config without a checkpoint).
 Both load with mmseg's own ``tools/test.py`` and ``init_model``.
 """
 import argparse
@@ -42,6 +44,9 @@ def main():
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(dict(cfg.model, pretrained=None))
     model.load_state_dict(state, strict=True)
+    # meta['config'] (mmcv-era checkpoints) is Python that mmengine's
+    # Runner.resume would execute: a plain checkpoint carries no code.
+    meta = {k: v for k, v in meta.items() if k != 'config'}
     buffer = io.BytesIO()
     torch.save({'meta': meta, 'state_dict': state}, buffer)
     atomic_write_bytes(buffer.getvalue(), args.out)

@@ -124,9 +124,9 @@ def main(argv=None):
     args = parse_args(argv)
     sys.path.insert(0, ROOT)
     import gdkd_seg  # noqa: F401  (compat layer before configs load)
-    from gdkd_seg.sweep import (SweepSpecError, collect_results, parse_grid,
-                                parse_range, plan_sweep, run_sweep,
-                                write_report)
+    from gdkd_seg.sweep import (SweepSpecError, SweepStorageError,
+                                collect_results, parse_grid, parse_range,
+                                plan_sweep, run_sweep, write_report)
     try:
         params = [parse_grid(s) for s in args.grid]
         params += [parse_range(s) for s in args.ranges]
@@ -163,13 +163,16 @@ def main(argv=None):
         for path in write_report(collect_results(sweep), sweep.work_dir):
             print(f'wrote {path}', flush=True)
 
-    if not args.report_only:
-        trained = run_sweep(
-            sweep,
-            log=lambda line: print(line, flush=True),
-            after_point=report)
-        print(f'trained {trained} run(s) in this call', flush=True)
-    report()
+    try:
+        if not args.report_only:
+            trained = run_sweep(
+                sweep,
+                log=lambda line: print(line, flush=True),
+                after_point=report)
+            print(f'trained {trained} run(s) in this call', flush=True)
+        report()
+    except SweepStorageError as err:
+        raise SystemExit(f'sweep: {err}')
 
 
 if __name__ == '__main__':

@@ -13,8 +13,8 @@ import argparse
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from gdkd_seg.apis import (add_launch_args, load_config, load_student_state,
-                           student_config)
+from gdkd_seg.apis import (add_launch_args, destroy_process_group,
+                           load_config, load_student_state, student_config)
 
 
 def parse_args():
@@ -62,6 +62,7 @@ def main():
     state, _ = load_student_state(args.checkpoint)
     model.load_state_dict(state, strict=True)
     runner.test()
+    destroy_process_group()
 
 
 if __name__ == '__main__':

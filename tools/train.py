@@ -10,7 +10,8 @@ from mmengine.dist import get_world_size
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from gdkd_seg.apis import add_launch_args, check_total_batch, load_config
+from gdkd_seg.apis import (add_launch_args, check_total_batch,
+                           destroy_process_group, load_config)
 
 
 def parse_args():
@@ -43,6 +44,7 @@ def main():
     runner = Runner.from_cfg(cfg)
     check_total_batch(cfg, args.config, get_world_size())
     runner.train()
+    destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -18,6 +18,11 @@ DISTILLER_TYPES = ('SegDistiller', 'ClsDistiller')
 MMRAZOR_ROLES = {'student': 'architecture', 'teacher': 'teacher'}
 #: ``custom_imports`` that only a distiller needs; a plain student does not.
 DISTILLATION_IMPORTS = ('gdkd_seg', 'gdkd_seg.interop.mmrazor')
+#: Hooks every run of the tools gets (``default_hooks.KEY=None`` drops one):
+#: stop at the first non-finite loss, resume with the saved random state.
+RUN_HOOKS = dict(
+    finite_loss=dict(type='FiniteLossHook'),
+    random_state=dict(type='RandomStateHook'))
 
 
 def add_launch_args(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +46,10 @@ def add_launch_args(parser: argparse.ArgumentParser) -> None:
 def load_config(path: str, args: argparse.Namespace) -> Config:
     """Load a config, apply --cfg-options, --launcher and --work-dir.
 
-    Without CUDA, :func:`prepare_cpu_run` adapts a distributed run and logs
-    each change it makes.
+    Every config gets :data:`RUN_HOOKS` in its ``default_hooks`` unless it
+    sets them (``--cfg-options default_hooks.finite_loss=None`` trains on
+    through a non-finite loss). Without CUDA, :func:`prepare_cpu_run`
+    adapts a distributed run and logs each change it makes.
     """
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -52,6 +59,12 @@ def load_config(path: str, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    hooks = {**RUN_HOOKS, **(cfg.get('default_hooks') or {})}
+    # mmengine's Runner takes None only for its own default hooks.
+    cfg.default_hooks = {
+        k: v
+        for k, v in hooks.items() if v is not None or k not in RUN_HOOKS
+    }
     if not torch.cuda.is_available():
         prepare_cpu_run(cfg)
     if args.work_dir is not None:

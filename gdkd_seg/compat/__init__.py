@@ -8,7 +8,9 @@ needed, and the README lists them with their reasons:
 2. ``mmengine.runner.checkpoint``: its ``torch.load`` (the module's
    ``torch``), its ``load_url`` and the local ``CheckpointLoader`` scheme
    load with ``weights_only=True``, so every scheme refuses pickled code
-   (:mod:`.torch_load`). The allow-list is scoped to those loads.
+   (:mod:`.torch_load`). The allow-list is scoped to those loads; sizes a
+   checkpoint declares beyond its file are refused before allocating; each
+   URL is cached in a folder of its own.
 3. ``mmengine.fileio.backends.LocalBackend.put``/``put_text`` and the
    ``open`` that ``mmengine.hooks.checkpoint_hook`` writes
    ``last_checkpoint`` with: atomic writes with the mode ``open`` would give,
@@ -22,12 +24,14 @@ needed, and the README lists them with their reasons:
 from .atomic_write import atomic_write_bytes, make_local_writes_atomic
 from .mmcv_ops import install_mmcv_ops_stub
 from .resume import make_resume_robust
-from .torch_load import (CorruptCheckpointError, UnsafeCheckpointError,
+from .torch_load import (CheckpointDownloadError, CorruptCheckpointError,
+                         UnsafeCheckpointError, local_file_problem,
                          make_checkpoint_loads_safe, safe_torch_load)
 
 __all__ = [
-    'CorruptCheckpointError', 'UnsafeCheckpointError', 'apply',
-    'atomic_write_bytes', 'safe_torch_load'
+    'CheckpointDownloadError', 'CorruptCheckpointError',
+    'UnsafeCheckpointError', 'apply', 'atomic_write_bytes',
+    'local_file_problem', 'safe_torch_load'
 ]
 
 

@@ -9,12 +9,19 @@ file either fully old or fully new.
 
 The temporary is created the way ``open(path, 'wb')`` creates a file, so
 the result gets the same mode (``0o666`` less the umask; an overwritten file
-keeps its mode). Its name, ``.NAME.PID.RANDOM.tmp``, records the writing
-process: a write killed before the rename leaves it behind, and the next
-write into that directory (or a resume from it) removes temporaries whose
-process is gone.
+keeps its mode). Its name, ``.NAME.PID@HOST.RANDOM.tmp``, records the
+writing process and machine (HOST is the host name with every character
+outside ``[A-Za-z0-9-]`` replaced by ``-``; a longer one than 32 characters
+is cut to 23 and a hash of the whole name appended): a write
+killed before the rename leaves it behind, and the next write into that
+directory (or a resume from it) on the same machine removes it once its
+process is gone. Temporaries of other machines sharing the directory (a
+multi-node sweep on a network file system) are never removed, as a process
+id says nothing about another machine; neither are ``.NAME.PID.RANDOM.tmp``
+files, which name no machine.
 """
 import contextlib
+import hashlib
 import io
 import locale
 import os
@@ -22,10 +29,22 @@ import os.path as osp
 import re
 import secrets
 import shutil
+import socket
 
 from mmengine.fileio.backends import LocalBackend
 
-_TEMPORARY = re.compile(r'^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$')
+_TEMPORARY = re.compile(
+    r'^\..+\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]+)\.[0-9a-f]{8}\.tmp$')
+
+
+def host_tag() -> str:
+    """This machine's name as temporaries carry it (see the module
+    docstring)."""
+    host = socket.gethostname()
+    tag = re.sub(r'[^A-Za-z0-9-]', '-', host) or '-'
+    if len(tag) > 32:  # names differing only at the end stay apart
+        tag = f'{tag[:23]}-{hashlib.sha256(host.encode()).hexdigest()[:8]}'
+    return tag
 
 
 def process_alive(pid: int) -> bool:
@@ -39,22 +58,24 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def _writer_is_gone(pid: int) -> bool:
-    """Whether process ``pid`` has ended on this machine (this process's
-    own temporaries belong to writes in flight)."""
-    return pid != os.getpid() and not process_alive(pid)
+def _writer_is_gone(pid: int, host: str) -> bool:
+    """Whether process ``pid`` of machine ``host`` is known to have ended:
+    only this machine's processes can be looked up, and this process's own
+    temporaries belong to writes in flight."""
+    return host == host_tag() and pid != os.getpid() \
+        and not process_alive(pid)
 
 
 def remove_stale_temporaries(directory: str) -> None:
     """Delete what killed :func:`atomic_write_bytes` calls left behind.
 
-    Only names of this module's pattern whose writing process no longer
-    runs on this machine are removed (so two machines must not write into
-    one directory at the same time).
+    Only names of this module's pattern written on this machine by a
+    process that no longer runs are removed; other machines' temporaries
+    are left to them.
     """
     for name in os.listdir(directory):
         match = _TEMPORARY.match(name)
-        if match and _writer_is_gone(int(match['pid'])):
+        if match and _writer_is_gone(int(match['pid']), match['host']):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(osp.join(directory, name))
 
@@ -68,8 +89,9 @@ def atomic_write_bytes(data: bytes, path: str) -> None:
     directory, name = osp.split(path)
     os.makedirs(directory, exist_ok=True)
     remove_stale_temporaries(directory)
-    tmp = osp.join(directory,
-                   f'.{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
+    tmp = osp.join(
+        directory,
+        f'.{name}.{os.getpid()}@{host_tag()}.{secrets.token_hex(4)}.tmp')
     # As open(path, 'wb') does: the kernel applies the umask to 0o666.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

@@ -7,8 +7,10 @@ missing although checkpoints were saved, mmengine fails with ``checkpoint
 '' does not exist`` or starts from scratch. :func:`find_latest_checkpoint`
 keeps mmengine's answer when it names an existing file, and otherwise falls
 back, with a warning, to the newest complete ``iter_*.pth``/``epoch_*.pth``
-in the work dir. It also removes stale temporaries there (see
-:mod:`.atomic_write`).
+in the work dir: the highest iteration (or epoch) number whose file loads
+through :func:`.safe_torch_load` (file times are not trusted: a copy or a
+shared file system changes them). It also removes this machine's stale
+temporaries there (see :mod:`.atomic_write`).
 
 ``Runner.resume`` also executes a Python config string found in the
 checkpoint's ``meta['config']`` (mmcv-era checkpoints stored one; it reads
@@ -23,13 +25,14 @@ import logging
 import os
 import os.path as osp
 import re
-import zipfile
 from typing import Optional
 
 from mmengine.logging import print_log
 from mmengine.runner import checkpoint as mmengine_checkpoint
 
 from .atomic_write import remove_stale_temporaries
+from .torch_load import (CorruptCheckpointError, UnsafeCheckpointError,
+                         safe_torch_load)
 
 _SAVED_BY_CHECKPOINT_HOOK = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
 
@@ -39,18 +42,27 @@ _RESUMING_MODULES = ('mmengine.runner', 'mmengine.runner.runner',
 
 
 def newest_complete_checkpoint(work_dir: str) -> Optional[str]:
-    """The most recently written complete ``iter_N.pth``/``epoch_N.pth``.
+    """The complete ``iter_N.pth``/``epoch_N.pth`` with the highest N.
 
-    Complete means a whole zip archive, as ``torch.save`` writes; a file cut
-    short has no central directory at its end.
+    Complete means it loads (:func:`.safe_torch_load`); newer files that do
+    not are skipped with a warning that says why.
     """
     found = []
     for name in os.listdir(work_dir):
         match = _SAVED_BY_CHECKPOINT_HOOK.match(name)
+        if match:
+            found.append((int(match[1]), name))
+    for _, name in sorted(found, reverse=True):
         path = osp.join(work_dir, name)
-        if match and zipfile.is_zipfile(path):
-            found.append((osp.getmtime(path), int(match[1]), path))
-    return max(found)[2] if found else None
+        try:
+            safe_torch_load(path, map_location='cpu')
+        except (CorruptCheckpointError, UnsafeCheckpointError,
+                OSError) as err:
+            print_log(f'not resuming from {path}: {err}', logger='current',
+                      level=logging.WARNING)
+            continue
+        return path
+    return None
 
 
 def find_latest_checkpoint(work_dir: str) -> Optional[str]:

@@ -8,6 +8,8 @@ they feed.
 """
 import copy
 import os.path as osp
+import re
+from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from typing import Dict, Optional, Union
 
@@ -17,8 +19,9 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
-from mmengine.runner.checkpoint import (_load_checkpoint,
-                                        _load_checkpoint_to_model)
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from ..compat import local_file_problem
 
 ModelSpec = Union[str, dict, ConfigDict]
 
@@ -67,56 +70,66 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
     ``state_dict``, or a bare state dict, keys with or without DDP's
     ``module.`` prefix), local paths or any URL mmengine loads. Every teacher
     weight must come from the checkpoint with its shape; keys the teacher
-    does not have are logged and ignored.
+    does not have are logged and ignored. Every rank of a distributed run
+    raises the same errors.
 
     Raises:
-        FileNotFoundError: a local ``path`` does not exist.
+        FileNotFoundError, IsADirectoryError: a local ``path`` is no
+            file.
         UnsafeCheckpointError, CorruptCheckpointError: see
             :func:`gdkd_seg.compat.safe_torch_load`.
         RuntimeError: it cannot be fetched, holds no state dict, or does
             not fit the teacher (the message names missing weights).
+        ValueError: a weight holds NaN or inf (the message names it).
     """
-    if not _is_url(path) and not osp.isfile(osp.expanduser(path)):
-        raise FileNotFoundError(
-            f'teacher checkpoint {path!r} does not exist. Set `teacher_ckpt` '
-            'to a local file or URL (None trains against a random teacher).')
+    problem = None if _is_url(path) else local_file_problem(
+        osp.expanduser(path), 'teacher checkpoint')
+    if problem is not None:
+        raise type(problem)(
+            f'{problem}. Set `teacher_ckpt` to a local file or URL (None '
+            'trains against a random teacher).')
     try:
         checkpoint = _load_checkpoint(path, map_location='cpu')
     except OSError as err:  # a failed download
         raise RuntimeError(
             f'could not load teacher checkpoint {path!r}: {err}') from err
-    if not isinstance(checkpoint, dict):
+    state_dict = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else None
+    if not isinstance(state_dict, dict):
         raise RuntimeError(f'teacher checkpoint {path!r} holds no state dict')
-    seen = {'missing': [], 'unexpected': []}
-
-    def set_aside_unexpected(module, keys):
-        # Strict loading raises on missing weights and shape mismatches;
-        # keys the teacher lacks are taken out of its lists first (mmengine
-        # lets load_state_dict post-hooks edit them in place).
-        seen['missing'] = [k for k in keys.missing_keys
-                           if not k.endswith('num_batches_tracked')]
-        seen['unexpected'] = list(keys.unexpected_keys)
-        keys.unexpected_keys.clear()
-
-    hook = teacher.register_load_state_dict_post_hook(set_aside_unexpected)
+    # torch's load_state_dict, not mmengine's: mmengine raises a strict
+    # load's error on rank 0 only, and the other DDP ranks would train on a
+    # half-loaded teacher until the first collective hangs.
+    revised = OrderedDict(
+        (re.sub(r'^module\.', '', k), v) for k, v in state_dict.items())
+    revised._metadata = getattr(state_dict, '_metadata', OrderedDict())
     try:
-        _load_checkpoint_to_model(
-            teacher, checkpoint, strict=True,
-            revise_keys=[(r'^module\.', '')])
-    except RuntimeError as err:
-        missing = seen['missing']
-        detail = f'{len(missing)} weights are missing, e.g. ' \
-            f'{missing[:5]}' if missing else str(err).strip()
+        keys = teacher.load_state_dict(revised, strict=False)
+    except RuntimeError as err:  # shapes that do not fit
         raise RuntimeError(f'teacher checkpoint {path!r} does not fit the '
-                           f'teacher model: {detail}') from err
-    finally:
-        hook.remove()
-    if seen['unexpected']:
+                           f'teacher model: {str(err).strip()}') from err
+    missing = [
+        k for k in keys.missing_keys if not k.endswith('num_batches_tracked')
+    ]
+    if missing:
+        raise RuntimeError(
+            f'teacher checkpoint {path!r} does not fit the teacher model: '
+            f'{len(missing)} weights are missing, e.g. {missing[:5]}')
+    if keys.unexpected_keys:
         print_log(
             f'teacher checkpoint {path!r}: ignored '
-            f'{len(seen["unexpected"])} unexpected keys, e.g. '
-            f'{seen["unexpected"][:5]}',
+            f'{len(keys.unexpected_keys)} unexpected keys, e.g. '
+            f'{keys.unexpected_keys[:5]}',
             logger='current')
+    non_finite = [
+        name for name, tensor in teacher.state_dict().items()
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
+    if non_finite:
+        raise ValueError(
+            f'teacher checkpoint {path!r} holds NaN or inf in '
+            f'{len(non_finite)} tensors, e.g. {non_finite[:5]}: a teacher '
+            'with non-finite weights gives non-finite losses')
 
 
 class BaseDistiller(BaseModel):

@@ -42,6 +42,12 @@ then runs exactly as without them:
   ``'forward'`` only, the fused torch path every one.
 * ``entropy_weight`` (KL losses): subtract the weighted mean entropy of the
   student's softened distribution.
+* ``standardize`` (every loss): logit standardisation (``standardize.py``).
+  ``'global'`` z-scores each row's student and teacher logits before
+  everything else (the official LSKD; both paths then run on the
+  standardised logits); ``'both'``/``'other'`` (GDKD, GDKD3) z-score within
+  the groups for the within-group KLs and run the plain path (the fused
+  paths compute every group from one set of logits).
 
 Example config (mmseg scope)::
 
@@ -60,6 +66,7 @@ from . import functional
 from . import partition, relation
 from .fused import fused_partitioned_kl
 from .partition import AdaptiveCut, PartitionSpec
+from .standardize import GROUP_MODES, MODES, check_mode, standardize
 
 
 def _check_bool(name: str, value) -> bool:
@@ -77,8 +84,7 @@ def _check_number(name: str, value) -> float:
 
 def _check_weight(name: str, value) -> float:
     value = _check_number(name, value)
-    if value < 0:
-        raise ValueError(f'{name} must be >= 0, got {value}')
+    partition.check_weight(name, value)
     return value
 
 
@@ -92,9 +98,10 @@ class _DistillLoss(nn.Module):
                  ignore_index: Optional[int] = 255,
                  reduction: str = 'mean',
                  loss_name: str = 'loss_kd',
-                 ignore_incorrect: bool = False) -> None:
+                 ignore_incorrect: bool = False,
+                 standardize: Optional[str] = None) -> None:
         super().__init__()
-        partition.check_finite('loss_weight', loss_weight)
+        partition.check_weight('loss_weight', loss_weight)
         if reduction not in ('mean', 'sum', 'none'):
             raise ValueError("reduction must be 'mean', 'sum' or 'none', "
                              f'got {reduction!r}')
@@ -107,6 +114,7 @@ class _DistillLoss(nn.Module):
         self._loss_name = loss_name
         self.ignore_incorrect = _check_bool('ignore_incorrect',
                                             ignore_incorrect)
+        self.standardize = check_mode(standardize, self.standardize_modes)
 
     @property
     def loss_name(self) -> str:
@@ -114,6 +122,7 @@ class _DistillLoss(nn.Module):
         return self._loss_name
 
     needs_labels = False  # whether the loss itself reads the classes
+    standardize_modes = MODES[:2]  # the ``standardize`` values it takes
 
     def forward(self,
                 student_logits: Tensor,
@@ -133,6 +142,9 @@ class _DistillLoss(nn.Module):
         """
         teacher_logits = functional.align_teacher(student_logits,
                                                   teacher_logits)
+        if self.standardize == 'global':
+            student_logits = standardize(student_logits)
+            teacher_logits = standardize(teacher_logits)
         reads_labels = self.needs_labels or self.ignore_incorrect
         if reads_labels and gt_seg is None:
             reason = 'partitions by' if self.needs_labels else \
@@ -190,14 +202,15 @@ class _PartitionedKLLoss(_DistillLoss):
         return self.spec.temperature
 
     def _loss(self, student, teacher, labels, ignore_index):
-        if self.use_fused and self.reduction != 'none':
+        per_group = self.standardize in GROUP_MODES
+        if self.use_fused and self.reduction != 'none' and not per_group:
             loss = fused_partitioned_kl(student, teacher, self.spec, labels,
                                         ignore_index, self.loss_weight,
                                         self.reduction)
         else:
             loss = self.loss_weight * functional.plain_loss(
                 student, teacher, self.spec, labels, ignore_index,
-                self.reduction)
+                self.reduction, self.standardize if per_group else None)
         if self.intra_weight:
             loss = loss + self.loss_weight * self.intra_weight * \
                 relation.intra_loss(student, teacher, labels, ignore_index,
@@ -218,7 +231,7 @@ class KDLoss(_PartitionedKLLoss):
 
     Args:
         temperature (float): T. Default 1.0 (pixel-wise KD in segmentation).
-        loss_weight (float): Multiplier of the loss. Default 1.0.
+        loss_weight (float): Multiplier of the loss, >= 0. Default 1.0.
         ignore_index (int, optional): Label of pixels to skip. Default 255;
             None counts every pixel (the official code's averaging).
         reduction (str): 'mean' over valid rows, 'sum' or 'none'.
@@ -234,6 +247,9 @@ class KDLoss(_PartitionedKLLoss):
             Default 'forward'.
         entropy_weight (float): weight of the subtracted mean entropy of
             ``softmax(s / T)``. Default 0.0.
+        standardize (str, optional): None (default) or ``'global'``: each
+            row's logits z-scored before the temperature (LSKD, Sun et al.,
+            CVPR 2024; ``standardize.py``).
     """
 
     def __init__(self, temperature: float = 1.0, loss_name='loss_kd',
@@ -307,10 +323,17 @@ class GDKDLoss(_PartitionedKLLoss):
         w0, w1, w2 (float): Group, top and rest weights. Defaults 1, 1, 2.
         leaf_weights (Sequence[float], optional): one leaf weight per group
             instead of ``w1``/``w2``.
+        standardize (str, optional): None, ``'global'`` (as in
+            :class:`KDLoss`), or LS-GDKD's per-group ``'both'`` (every
+            group's within-group KL on logits z-scored over that group) or
+            ``'other'`` (the rest's only); the group KL keeps the raw
+            logits. Default None.
         loss_weight, ignore_index, reduction, use_fused and the options:
             as in :class:`KDLoss`.
         loss_name (str): Default 'loss_gdkd'.
     """
+
+    standardize_modes = MODES
 
     def __init__(self, k: Union[int, Sequence[int], str] = 3,
                  temperature: float = 1.0,
@@ -339,11 +362,13 @@ class GDKD3Loss(_PartitionedKLLoss):
     Args:
         k (int): end of the middle group, >= 2. Default 4 (the official
             GDKD3's; its other defaults are the segmentation GDKD's).
-        temperature, w0, w1, w2: as in :class:`GDKDLoss`.
+        temperature, w0, w1, w2, standardize: as in :class:`GDKDLoss`.
         loss_weight, ignore_index, reduction, use_fused and the options:
             as in :class:`KDLoss`.
         loss_name (str): Default 'loss_gdkd3'.
     """
+
+    standardize_modes = MODES
 
     def __init__(self, k: int = 4, temperature: float = 1.0,
                  w0: float = 1.0, w1: float = 1.0, w2: float = 2.0,
@@ -372,8 +397,9 @@ class DISTLoss(_DistillLoss):
         gamma (float): weight of the intra-class term. Default 1.0.
         per_image_intra (bool): intra-class correlations within each image
             instead of across the batch. Default False.
-        loss_weight, ignore_index, ignore_incorrect: as in :class:`KDLoss`
-            (``ignore_index=None`` is the official all-pixel computation).
+        loss_weight, ignore_index, ignore_incorrect, standardize: as in
+            :class:`KDLoss` (``ignore_index=None`` is the official
+            all-pixel computation).
         reduction (str): 'mean' (each term averaged over its pixels or
             classes), 'sum', or 'none' (per pixel; only with ``gamma=0``).
         loss_name (str): Default 'loss_dist'.

@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .partition import GroupRule, PartitionSpec
+from .standardize import GROUP_MODES, check_mode, standardize_groups
 
 __all__ = [
     'flatten_logits', 'as_bcp', 'align_teacher', 'labels_to_rows',
-    'check_labels', 'adaptive_k', 'group_index',
+    'check_label_dtype', 'check_labels', 'adaptive_k', 'group_index',
     'log_softmax_by_group', 'partitioned_kl', 'row_losses', 'reduce_rows',
     'finite_rows', 'compute_dtype', 'prepare_rows', 'plain_loss',
     'entropy_loss', 'keep_teacher_correct'
@@ -100,7 +101,12 @@ def labels_to_rows(labels: Tensor, logits: Tensor) -> Tensor:
 
     Returns:
         Tensor: ``(rows,)`` int64 labels aligned with ``flatten_logits``.
+
+    Raises:
+        TypeError: ``labels`` are not of an integer dtype (see
+            :func:`check_label_dtype`).
     """
+    check_label_dtype(labels)
     if logits.dim() == 2:
         if labels.shape != logits.shape[:1]:
             raise ValueError(
@@ -126,14 +132,28 @@ def labels_to_rows(labels: Tensor, logits: Tensor) -> Tensor:
     return labels.reshape(-1).long()
 
 
+def check_label_dtype(labels: Tensor) -> None:
+    """Raise TypeError unless ``labels`` hold integers (not bool).
+
+    Class ids are integers: a float label of 1.7 would be truncated to class
+    1 and a bool map (255 -> True) read as class 1, both silently.
+    """
+    if labels.dtype == torch.bool or labels.dtype.is_floating_point \
+            or labels.dtype.is_complex:
+        raise TypeError('labels must be an integer tensor of class ids, got '
+                        f'dtype {labels.dtype}')
+
+
 def check_labels(labels: Tensor, num_classes: int,
                  ignore_index: Optional[int]) -> None:
-    """Raise ValueError if a label is neither ``ignore_index`` nor a class.
+    """Raise ValueError if a label is neither ``ignore_index`` nor a class
+    (TypeError if the labels are not integers, :func:`check_label_dtype`).
 
     As ``torch.nn.functional.cross_entropy`` refuses out-of-range targets: a
     label of 100 (or -3) with 19 classes is a data error, never a valid
     pixel. Reads the labels on their device (a host sync on CUDA).
     """
+    check_label_dtype(labels)
     bad = (labels < 0) | (labels >= num_classes)
     if ignore_index is not None:
         bad &= labels != ignore_index
@@ -435,9 +455,12 @@ def reduce_rows(row_losses: Tensor,
 def row_losses(spec: PartitionSpec,
                student: Tensor,
                teacher: Tensor,
-               labels: Optional[Tensor] = None) -> Tensor:
+               labels: Optional[Tensor] = None,
+               standardize: Optional[str] = None) -> Tensor:
     """The per-row loss of ``spec`` (with ``T**2``): its groups
-    (:func:`group_index`), then :func:`partitioned_kl`.
+    (:func:`group_index`), then :func:`partitioned_kl`; ``standardize``
+    (``'both'``/``'other'``) z-scores the logits of the within-group KLs
+    per group (``standardize.standardize_groups``).
 
     Args:
         spec (PartitionSpec): the loss.
@@ -449,12 +472,26 @@ def row_losses(spec: PartitionSpec,
     Returns:
         Tensor: ``(N,)`` or ``(B, P)`` losses, in the compute dtype.
     """
+    check_mode(standardize, (None, *GROUP_MODES))
     dtype = compute_dtype(student)
-    teacher = teacher.detach().to(dtype)
+    student, teacher = student.to(dtype), teacher.detach().to(dtype)
     group = group_index(spec, teacher, labels)
-    return partitioned_kl(student.to(dtype), teacher, group,
-                          spec.group_weight, spec.leaf_weights,
-                          spec.temperature, spec.kl_type)
+    if standardize is None:
+        return partitioned_kl(student, teacher, group, spec.group_weight,
+                              spec.leaf_weights, spec.temperature,
+                              spec.kl_type)
+    if spec.num_groups == 1:
+        raise ValueError(f'standardize={standardize!r} needs groups; this '
+                         'partition has one')
+    # The loss is linear in its weights: the group KL of the raw logits plus
+    # the within-group KLs of the standardised ones.
+    group_term = partitioned_kl(student, teacher, group, spec.group_weight,
+                                [0.] * spec.num_groups, spec.temperature)
+    leaf_terms = partitioned_kl(
+        standardize_groups(student, group, spec.num_groups, standardize),
+        standardize_groups(teacher, group, spec.num_groups, standardize),
+        group, 0., spec.leaf_weights, spec.temperature, spec.kl_type)
+    return group_term + leaf_terms
 
 
 def prepare_rows(student: Tensor, teacher: Tensor,
@@ -499,7 +536,8 @@ def plain_loss(student: Tensor,
                spec: PartitionSpec,
                labels: Optional[Tensor] = None,
                ignore_index: Optional[int] = 255,
-               reduction: str = 'mean') -> Tensor:
+               reduction: str = 'mean',
+               standardize: Optional[str] = None) -> Tensor:
     """The loss by plain autograd: the path the tests hold exact.
 
     Args:
@@ -512,6 +550,10 @@ def plain_loss(student: Tensor,
             :func:`check_labels`.
         ignore_index (int, optional): label of skipped rows; None skips none.
         reduction (str): ``'mean'`` over valid rows, ``'sum'`` or ``'none'``.
+        standardize (str, optional): ``'both'`` or ``'other'``: the
+            per-group logit standardisation of the within-group KLs
+            (``standardize.py``; ``'global'`` is a transform of the inputs,
+            :func:`standardize.standardize`). Default None.
 
     Returns:
         Tensor: a scalar, or ``(rows,)`` for ``'none'``; float32 (float64
@@ -523,7 +565,7 @@ def plain_loss(student: Tensor,
     if is_rows:  # back to (N, C): gather and scatter are fast along rows
         student, teacher = student[0].t(), teacher[0].t()
         labels = None if labels is None else labels[0]
-    rows = row_losses(spec, student, teacher, labels)
+    rows = row_losses(spec, student, teacher, labels, standardize)
     return reduce_rows(rows.reshape(-1),
                        None if valid is None else valid.reshape(-1),
                        reduction)

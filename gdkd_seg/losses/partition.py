@@ -41,18 +41,27 @@ sends what they lack to the torch path).
 """
 import enum
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
 __all__ = [
-    'GroupRule', 'AdaptiveCut', 'PartitionSpec', 'KL_TYPES', 'check_finite',
-    'kd', 'dkd', 'gdkd', 'gdkd3'
+    'GroupRule', 'AdaptiveCut', 'PartitionSpec', 'KL_TYPES',
+    'TEMPERATURE_RANGE', 'check_finite', 'check_weight', 'kd', 'dkd', 'gdkd',
+    'gdkd3'
 ]
 
 # The direction of the within-group KLs: 'forward' KL(q^g || p^g) (the
 # teacher's distribution first), 'reverse' KL(p^g || q^g), 'both' their mean
 # (the official ``kl_div`` helper's ``kl_type``).
 KL_TYPES = ('forward', 'reverse', 'both')
+
+# The temperatures whose loss and gradient float32 computes to a relative
+# 1e-4 on both paths (tests/test_loss_inputs.py holds both ends to a
+# float64 reference). Far above, the T^2-scaled KL is a difference of nearly
+# equal numbers, lost to rounding up to a zero loss over a NaN gradient;
+# far below, the fused path's group masses turn NaN.
+TEMPERATURE_RANGE = (1e-4, 100.0)
 
 
 class GroupRule(enum.IntEnum):
@@ -93,7 +102,7 @@ class PartitionSpec:
             group masses.
         leaf_weights (tuple[float]): ``w_g``, one weight per group's
             within-group KL.
-        temperature (float): T > 0.
+        temperature (float): T in :data:`TEMPERATURE_RANGE`.
         adaptive (AdaptiveCut, optional): one per-row cut instead of
             ``cuts``.
         kl_type (str): direction of the within-group KLs, one of
@@ -116,12 +125,18 @@ class PartitionSpec:
         object.__setattr__(self, 'leaf_weights',
                            tuple(float(w) for w in self.leaf_weights))
         check_finite('temperature', self.temperature)
+        low, high = TEMPERATURE_RANGE
         if self.temperature <= 0:
             raise ValueError(
                 f'temperature must be > 0, got {self.temperature}')
-        _check_weight('the group weight (w0, alpha)', self.group_weight)
+        if not low <= self.temperature <= high:
+            raise ValueError(
+                f'temperature must be in [{low:g}, {high:g}] (where float32 '
+                f'computes the loss to its rounding), got '
+                f'{self.temperature:g}')
+        check_weight('the group weight (w0, alpha)', self.group_weight)
         for g, w in enumerate(self.leaf_weights):
-            _check_weight(f'the leaf weight of group {g}', w)
+            check_weight(f'the leaf weight of group {g}', w)
         object.__setattr__(self, 'temperature', float(self.temperature))
         object.__setattr__(self, 'group_weight', float(self.group_weight))
         if self.rule == GroupRule.LABEL and (self.cuts or self.adaptive):
@@ -131,8 +146,8 @@ class PartitionSpec:
                              f'the other, got cuts={self.cuts}')
         if not all(_is_int(c, 1) for c in self.cuts) or any(
                 a >= b for a, b in zip(self.cuts, self.cuts[1:])):
-            raise ValueError('cuts must be strictly increasing ints >= 1, '
-                             f'got {self.cuts}')
+            raise ValueError('cuts (k) must be strictly increasing ints '
+                             f'>= 1, got {self.cuts}')
         if len(self.leaf_weights) != self.num_groups:
             raise ValueError(
                 f'{self.num_groups} groups need {self.num_groups} leaf '
@@ -170,12 +185,10 @@ class PartitionSpec:
 
 
 def check_finite(name: str, value) -> None:
-    """Raise ValueError unless ``value`` is a finite real number."""
-    try:
-        ok = math.isfinite(float(value))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or isinstance(value, bool):
+    """Raise ValueError unless ``value`` is a finite real number (not a
+    string such as ``'2'``, nor a bool)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) \
+            or not math.isfinite(value):
         raise ValueError(f'{name} must be a finite number, got {value!r}')
 
 
@@ -184,7 +197,8 @@ def _is_int(value, low: int) -> bool:
         and value >= low
 
 
-def _check_weight(name: str, value) -> None:
+def check_weight(name: str, value) -> None:
+    """Raise ValueError unless ``value`` is a finite number >= 0."""
     check_finite(name, value)
     if value < 0:
         raise ValueError(f'{name} must be >= 0, got {value}')
@@ -222,7 +236,8 @@ def gdkd(*,
     if isinstance(k, AdaptiveCut):
         cuts, adaptive = (), k
     else:
-        cuts, adaptive = (k, ) if isinstance(k, int) else tuple(k), None
+        cuts = tuple(k) if isinstance(k, (tuple, list)) else (k, )
+        adaptive = None
         if not cuts:
             raise ValueError('GDKD needs at least one cut k, got ()')
     groups = 2 if adaptive is not None else len(cuts) + 1

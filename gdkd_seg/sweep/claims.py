@@ -25,6 +25,23 @@ from ..compat.atomic_write import process_alive
 TABLE = 'gdkd_sweep_claims'
 
 
+class SweepStorageError(RuntimeError):
+    """The study storage (``--storage``) cannot be opened or written."""
+
+
+@contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """Turn a failure to open or write the storage at ``url`` (not a
+    database URL, an unknown driver, a corrupt or read-only database) into
+    one :class:`SweepStorageError` that names it."""
+    try:
+        yield
+    except (ImportError, ValueError, sa.exc.SQLAlchemyError) as err:
+        reason = getattr(err, 'orig', None) or err.__cause__ or err
+        raise SweepStorageError(
+            f'--storage {url}: {str(reason).splitlines()[0]}') from None
+
+
 class Claim(NamedTuple):
     """A point's row: who trains it, for which trial, last seen when."""
     owner: str
@@ -62,6 +79,9 @@ class Claims:
             sa.Column('heartbeat', sa.Float, nullable=False))
         with self.engine.begin() as conn:
             conn.execute(sa.schema.CreateTable(self.table, if_not_exists=True))
+            # A write that changes nothing: a read-only database fails here,
+            # not after the first point has trained.
+            conn.execute(self.table.delete().where(sa.false()))
 
     def get(self, study: str, point: str) -> Optional[Claim]:
         with self.engine.connect() as conn:

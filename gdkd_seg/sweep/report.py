@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..compat import atomic_write_bytes  # noqa: E402
+from .claims import storage_errors  # noqa: E402
 from .study import Sweep, mean_std, open_study  # noqa: E402
 from .study import point_id, rdb_storage, read_points  # noqa: E402
 from .study import short_names  # noqa: E402
@@ -31,7 +32,8 @@ def collect_results(sweep: Sweep) -> dict:
     """
     import optuna
     import torch
-    storage = rdb_storage(sweep.storage)
+    with storage_errors(sweep.storage):
+        storage = rdb_storage(sweep.storage)
     targets = []
     for target in sweep.targets:
         records = read_points(open_study(sweep, target, storage))

@@ -9,6 +9,7 @@ config path is read from that config. Everything here runs before anything
 trains, so bad input fails with a message that names it.
 """
 import ast
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -131,6 +132,10 @@ def parse_value(key: str, text: str, flag: str = '--grid') -> Scalar:
         raise SweepSpecError(
             f'{flag} {key}: {text!r} is a {type(value).__name__}; swept '
             'values must be numbers, strings, booleans or None')
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SweepSpecError(
+            f'{flag} {key}: {text!r} is {value}; swept numbers must be '
+            'finite')
     return value
 
 

@@ -19,6 +19,7 @@ trained twice.
 """
 import copy
 import functools
+import hashlib
 import json
 import math
 import os
@@ -36,7 +37,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 from mmengine.config import Config
 
 from ..apis.scalars import best_metric
-from .claims import Claims, sqlite_engine_kwargs
+from ..engine import NonFiniteLossError
+from .claims import Claims, sqlite_engine_kwargs, storage_errors
 from .space import (Param, Scalar, SweepSpecError, apply_point, check_value,
                     config_paths)
 
@@ -138,6 +140,7 @@ def plan_sweep(configs: Sequence[str],
         raise SweepSpecError('a range (KEY=LOW:HIGH) needs --search tpe')
     if mode not in ('max', 'min'):
         raise SweepSpecError(f"mode must be 'max' or 'min', got {mode!r}")
+    check_work_dir(work_dir)
     targets = []
     misses: Dict[str, List[str]] = {key: [] for key in keys}
     for config, label in zip(configs, config_labels(configs)):
@@ -175,6 +178,17 @@ def plan_sweep(configs: Sequence[str],
         gpus=gpus,
         env=dict(env or {}),
         cfg_options=dict(cfg_options or {}))
+
+
+def check_work_dir(work_dir: str) -> None:
+    """The sweep dir, or the nearest part of its path that exists, must be
+    a directory."""
+    path = osp.abspath(work_dir)
+    while not osp.exists(path):
+        path = osp.dirname(path)
+    if not osp.isdir(path):
+        raise SweepSpecError(f'--work-dir {work_dir}: {path} is a file, not '
+                             'a directory')
 
 
 def default_storage(work_dir: str) -> str:
@@ -220,9 +234,30 @@ def point_id(point: Dict[str, Scalar]) -> str:
 
 
 def point_slug(point: Dict[str, Scalar], names: Dict[str, str]) -> str:
-    """A folder name for a point, e.g. ``k=3_w2=8``."""
+    """A readable name for a point, e.g. ``k=3_w2=8`` (two points may read
+    alike: ``'a b'`` and ``'a/b'`` both give ``a-b``)."""
     text = '_'.join(f'{names[k]}={v}' for k, v in point.items()) or 'default'
     return re.sub(r'[^\w.=+-]+', '-', text)
+
+
+def seed_dir(sweep: Sweep, target: Target, point: Dict[str, Scalar],
+             seed: int) -> str:
+    """Where a seed of a point trains: ``LABEL/SLUG-HASH/seedN``, the hash
+    taken over the exact values, so no two points share a folder.
+
+    A grid point with a run in ``LABEL/SLUG/seedN`` (the layout without the
+    hash) resumes there, when no other point of the grid has its slug.
+    """
+    slug = point_slug(point, target.names)
+    digest = hashlib.sha1(point_id(point).encode()).hexdigest()[:8]
+    base = osp.join(sweep.work_dir, target.label)
+    unique = osp.join(base, f'{slug}-{digest}', f'seed{seed}')
+    unhashed = osp.join(base, slug, f'seed{seed}')
+    if osp.exists(unique) or not osp.isdir(unhashed) or \
+            sweep.search != 'grid':
+        return unique
+    slugs = [point_slug(p, target.names) for p in target.points()]
+    return unhashed if slugs.count(slug) == 1 else unique
 
 
 # --- reading a study ------------------------------------------------------
@@ -321,8 +356,9 @@ def run_sweep(sweep: Sweep,
         after_point: called after each finished point (writes the report).
     """
     os.makedirs(sweep.work_dir, exist_ok=True)
-    storage = rdb_storage(sweep.storage)
-    claims = Claims(sweep.storage)
+    with storage_errors(sweep.storage):
+        storage = rdb_storage(sweep.storage)
+        claims = Claims(sweep.storage)
     studies = [open_study(sweep, t, storage) for t in sweep.targets]
     progress = Progress(
         sum(
@@ -560,14 +596,20 @@ class _StudyWorker:
         for seed in self.sweep.seeds:
             if seed in seeds:
                 continue
-            seed_dir = osp.join(self.sweep.work_dir, self.target.label,
-                                point_slug(point, names), f'seed{seed}')
-            self.progress.line(f'{title}: training seed {seed} in {seed_dir}')
+            work_dir = seed_dir(self.sweep, self.target, point, seed)
+            self.progress.line(f'{title}: training seed {seed} in {work_dir}')
             seeds[seed] = train_seed(self.sweep, self.target, point, seed,
-                                     seed_dir)
+                                     work_dir)
             trained += 1
             self.progress.finished(seeds[seed]['seconds'])
             trial.set_user_attr('seeds', {str(s): r for s, r in seeds.items()})
+            if 'diverged' in seeds[seed]:
+                # A failed point, never a score (its mean is NaN); the other
+                # seeds would not change that.
+                self.progress.line(
+                    f'{title}: seed {seed} stopped at a non-finite loss: '
+                    f'{seeds[seed]["diverged"]}')
+                return trained, float('nan')
             self.progress.line(
                 f'{title}: seed {seed} {self.target.metric} '
                 f'{seeds[seed]["value"]:.2f} ({hms(seeds[seed]["seconds"])})')
@@ -613,7 +655,11 @@ def train_seed(sweep: Sweep, target: Target, point: Dict[str, Scalar],
 
     Returns:
         dict: ``value``, ``step`` (where the best was logged), ``seconds``,
-        ``work_dir``, ``host``.
+        ``work_dir``, ``host``; a run stopped by a non-finite loss has
+        ``value`` NaN and the error in ``diverged``.
+
+    Raises:
+        TrainingFailed: the run failed otherwise.
     """
     os.makedirs(work_dir, exist_ok=True)
     config_file = osp.join(work_dir, 'sweep_config.py')
@@ -622,27 +668,40 @@ def train_seed(sweep: Sweep, target: Target, point: Dict[str, Scalar],
     log_file = osp.join(work_dir, 'sweep_train.log')
     start = time.time()
     with open(log_file, 'a') as log:
+        offset = log.tell()
         code = subprocess.call(
             train_command(sweep, config_file, work_dir),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=dict(os.environ, **sweep.env))
     seconds = time.time() - start
+    record = dict(
+        seconds=round(seconds, 1),
+        work_dir=osp.abspath(work_dir),
+        host=socket.gethostname())
     if code != 0:
-        raise TrainingFailed(f'training {target.label} {point} seed {seed} '
-                             f'failed (exit {code}); see {log_file}')
+        reason = non_finite_reason(log_file, offset)
+        if reason is None:
+            raise TrainingFailed(
+                f'training {target.label} {point} seed {seed} failed (exit '
+                f'{code}); see {log_file}')
+        return dict(value=float('nan'), step=None, diverged=reason, **record)
     best = best_metric(work_dir, target.metric, sweep.mode)
     if best is None:
         raise TrainingFailed(
             f'{work_dir} logged no validation {target.metric!r}: does the '
             'config validate (val_cfg, val_interval), and is --metric the '
             'key it logs? See ' + log_file)
-    return dict(
-        value=best[0],
-        step=best[1],
-        seconds=round(seconds, 1),
-        work_dir=osp.abspath(work_dir),
-        host=socket.gethostname())
+    return dict(value=best[0], step=best[1], **record)
+
+
+def non_finite_reason(log_file: str, offset: int) -> Optional[str]:
+    """The message of the NonFiniteLossError that ended a run, if one did,
+    from what the run wrote to ``log_file`` past ``offset``."""
+    with open(log_file, errors='replace') as f:
+        f.seek(offset)
+        found = re.findall(rf'{NonFiniteLossError.__name__}: (.*)', f.read())
+    return found[-1].strip() if found else None
 
 
 def train_command(sweep: Sweep, config_file: str, work_dir: str) -> list:

@@ -1,11 +1,5 @@
 # ResNet-18 trained alone under the ImageNet distillation recipe of the KD
-# papers (mdistiller/GDKD configs): 8 GPUs x 64 = 512 images per step,
-# 100 epochs, SGD momentum 0.9, wd 1e-4, lr 0.2 x0.1 at epochs 30/60/90.
-# mmpretrain's own resnet18_8xb32_in1k (batch 256, lr 0.1) has the same
-# schedule at half the batch.
-_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
-custom_imports = dict(imports=['gdkd_seg.cls'], allow_failed_imports=False)
-train_dataloader = dict(batch_size=64)
-optim_wrapper = dict(optimizer=dict(lr=0.2))
-auto_scale_lr = dict(base_batch_size=512)
-default_hooks = dict(checkpoint=dict(max_keep_ckpts=2, save_best='auto'))
+# papers (see ../_base_/in1k_8xb64-100e.py).
+_base_ = [
+    'mmpretrain::_base_/models/resnet18.py', '../_base_/in1k_8xb64-100e.py'
+]

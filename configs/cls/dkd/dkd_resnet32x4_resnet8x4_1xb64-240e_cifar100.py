@@ -1,6 +1,7 @@
 _base_ = '../_base_/distill/resnet32x4_resnet8x4_1xb64-240e_cifar100.py'
-# DKD (ground-truth partition), the official setting for this pair: alpha 1,
-# beta 8, T=4, the loss ramped in over the first 20 epochs.
+# Official values: ZaberKo/GDKD configs/cifar100/dkd/res32x4_res8x4.yaml
+# DKD (ground-truth partition): alpha 1, beta 8, T=4, CE weight 1, the
+# loss ramped in over the first 20 epochs.
 model = dict(
     distill_losses=dict(head=dict(
         type='DKDLoss', alpha=1.0, beta=8.0, temperature=4.0)),

@@ -1,7 +1,7 @@
 _base_ = '../_base_/distill/resnet34_resnet18_8xb64-100e_in1k.py'
-# GDKD, the official ImageNet ResNet34 -> ResNet18 setting: the teacher's
-# top-5 classes vs the rest, T=1, w0 0.5, w1 1, w2 1, the loss ramped in over
-# the first epoch.
+# Official values: ZaberKo/GDKD configs/imagenet/r34_r18/gdkd.yaml
+# GDKD: the teacher's top-5 classes vs the rest, T=1, w0 0.5, w1 1,
+# w2 1, CE weight 1, the loss ramped in over the first epoch.
 model = dict(
     distill_losses=dict(head=dict(
         type='GDKDLoss', k=5, temperature=1.0, w0=0.5, w1=1.0, w2=1.0)),

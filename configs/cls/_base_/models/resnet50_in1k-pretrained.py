@@ -1,0 +1,9 @@
+# resnet50 initialised from mmpretrain's ImageNet-1k weights (76.55 top-1), as
+# the transfer-learning recipes start (the official code loads torchvision's).
+# Dataset configs set `head.num_classes`.
+_base_ = 'mmpretrain::_base_/models/resnet50.py'
+checkpoint = 'https://download.openmmlab.com/mmclassification/v0/resnet/resnet50_8xb32_in1k_20210831-ea4938fc.pth'  # noqa: E501
+model = dict(
+    backbone=dict(
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint,
+                      prefix='backbone')))

@@ -1,0 +1,7 @@
+# mobilenetv1 fine-tuned alone on CUB-200-2011 from ImageNet weights: the
+# student baseline (ZaberKo/GDKD configs/TL/cub2011/vanilla/mv1.yaml).
+_base_ = [
+    '../_base_/models/mobilenetv1_in1k-pretrained.py',
+    '../_base_/cub_1xb64-100e.py'
+]
+model = dict(head=dict(num_classes=200))

@@ -1,0 +1,9 @@
+# resnet110 trained alone on CIFAR-100: the student baseline, or the teacher
+# that the distillation configs load.
+_base_ = [
+    '../_base_/models/cifar100_classifier.py',
+    '../_base_/cifar100_1xb64-240e.py'
+]
+model = dict(
+    backbone=dict(type='CifarResNet', depth=110),
+    head=dict(in_channels=64))

@@ -1,0 +1,8 @@
+_base_ = '../_base_/distill/resnet34_resnet18_1xb64-100e_tiny-imagenet.py'
+# Official values: ZaberKo/GDKD configs/TL/tiny-imagenet/r34_r18/dist.yaml
+# DIST: T=1, beta 2, gamma 2, CE weight 1, no warm-up.
+# The official loss multiplies both terms by T**2 and DISTLoss does not,
+# so beta and gamma here are 2 * 1**2.
+model = dict(
+    distill_losses=dict(head=dict(
+        type='DISTLoss', temperature=1.0, beta=2.0, gamma=2.0)))

@@ -1,0 +1,8 @@
+_base_ = '../_base_/distill/resnet32x4_shufflenetv2_1xb64-240e_cifar100.py'
+# Official values: ZaberKo/GDKD configs/cifar100/dkd/res32x4_shuv2.yaml
+# DKD (ground-truth partition): alpha 1, beta 8, T=4, CE weight 1, the
+# loss ramped in over the first 20 epochs.
+model = dict(
+    distill_losses=dict(head=dict(
+        type='DKDLoss', alpha=1.0, beta=8.0, temperature=4.0)),
+    warmup_epochs=20)

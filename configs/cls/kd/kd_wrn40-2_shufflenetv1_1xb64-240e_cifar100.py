@@ -1,0 +1,7 @@
+_base_ = '../_base_/distill/wrn40-2_shufflenetv1_1xb64-240e_cifar100.py'
+# Official values: ZaberKo/GDKD configs/cifar100/kd/wrn40_2_shuv1.yaml
+# (mdistiller's KD defaults): T=4, 0.9 KD + 0.1 CE.
+model = dict(
+    student=dict(head=dict(loss=dict(loss_weight=0.1))),
+    distill_losses=dict(head=dict(type='KDLoss', temperature=4.0,
+                                  loss_weight=0.9)))

@@ -1,0 +1,9 @@
+_base_ = '../_base_/distill/resnet110_resnet32_1xb64-240e_cifar100.py'
+# Official values: ZaberKo/GDKD configs/cifar100/lskd/res110_res32.yaml
+# (mdistiller/engine/cfg.py's LSKD defaults)
+# LSKD: KD on logits z-scored per sample (Sun et al., CVPR 2024), T=2,
+# 9 KD + 0.1 CE.
+model = dict(
+    student=dict(head=dict(loss=dict(loss_weight=0.1))),
+    distill_losses=dict(head=dict(type='KDLoss', temperature=2.0,
+                                  standardize='global', loss_weight=9.0)))
