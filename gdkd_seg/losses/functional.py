@@ -189,15 +189,19 @@ def _class_ids(x: Tensor) -> Tensor:
 
 def _in_top(teacher: Tensor, kth: Tensor, size) -> Tensor:
     """Whether each class is among the teacher's top ``size`` (an int, or
-    per-row sizes), given ``kth``, each row's ``size``-th largest logit:
-    the classes above it and, of those equal to it, the lowest-indexed ones
-    (a stable descending sort's first ``size``)."""
-    at_least = teacher >= kth
-    if bool((at_least.sum(1, keepdim=True) == size).all()):
-        return at_least  # no tie across the last place
-    above, tied = teacher > kth, teacher == kth
-    free = size - above.sum(1, keepdim=True)  # places left for the ties
-    return above | tied & (tied.cumsum(1) <= free)
+    per-row sizes shaped like ``kth``), given ``kth``, each row's
+    ``size``-th largest logit: the classes above it and, of those equal to
+    it, the lowest-indexed ones (a stable descending sort's first
+    ``size``)."""
+    in_top = teacher >= kth
+    tie = (in_top.sum(1, keepdim=True) > size).squeeze(1)
+    if bool(tie.any()):  # a tie across the last place: fix those rows
+        logits, last = teacher.movedim(1, -1)[tie], kth.movedim(1, -1)[tie]
+        above, tied = logits > last, logits == last
+        free = (size if isinstance(size, int) else
+                size.movedim(1, -1)[tie]) - above.sum(1, keepdim=True)
+        in_top.movedim(1, -1)[tie] = above | tied & (tied.cumsum(1) <= free)
+    return in_top
 
 
 def adaptive_k(teacher_rows: Tensor,
@@ -334,7 +338,9 @@ def log_softmax_by_group(logits: Tensor, group: Tensor, num_groups: int,
     per_group[1] = num_groups
     maxima = logits.new_full(per_group, -math.inf).scatter_reduce(
         1, group, logits.detach(), 'amax')
-    shifted = (logits - maxima.gather(1, group)) / temperature
+    shifted = logits - maxima.gather(1, group)
+    if temperature != 1:
+        shifted = shifted / temperature
     log_sums = logits.new_zeros(per_group).scatter_add(
         1, group, shifted.exp()).log()
     leaf = shifted - log_sums.gather(1, group)
