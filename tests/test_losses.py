@@ -188,6 +188,19 @@ def test_ties_at_every_cut_go_to_the_lowest_class_index():
         got = functional.group_index(spec, t).numpy()
         want = np.stack([cut_groups(row, cuts) for row in t.numpy()])
         np.testing.assert_array_equal(got, want)
+        # The same rows as a (B, C, P) map, and one per-row cut each.
+        maps = t.t().reshape(1, c, 64)
+        got = functional.group_index(spec, maps)[0].t().numpy()
+        np.testing.assert_array_equal(got, want)
+        row_k = torch.randint(1, c + 1, (64, ), generator=g)
+        adaptive = partition.gdkd(k=partition.AdaptiveCut(0.5, None),
+                                  w0=1.0, w1=1.0, w2=1.0, temperature=1.0)
+        want = np.stack([cut_groups(row, (int(k), ))
+                         for row, k in zip(t.numpy(), row_k)])
+        got = functional.group_index(adaptive, t, row_k=row_k)
+        np.testing.assert_array_equal(got.numpy(), want)
+        got = functional.group_index(adaptive, maps, row_k=row_k.view(1, 64))
+        np.testing.assert_array_equal(got[0].t().numpy(), want)
 
 
 def test_loss_with_tied_teacher_logits_matches_reference():
