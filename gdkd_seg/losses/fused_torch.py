@@ -94,12 +94,19 @@ def _group_masks(t: Tensor, labels: Optional[Tensor],
                  row_k: Optional[Tensor],
                  spec: PartitionSpec) -> Optional[List[Tensor]]:
     """Float 0/1 masks ``(C, L)``, one per group (None for one group), by
-    ``functional.group_index``'s rule."""
+    ``functional.group_index``'s rule: float compares and max extraction
+    (the fast form on the CPU), ``group_index`` itself past
+    ``_MAX_ROUNDS`` ranks."""
     spec.check_num_classes(t.shape[0])
     if spec.num_groups == 1:
         return None
-    if spec.rule == GroupRule.TEACHER_RANK and \
-            spec.depth(t.shape[0]) <= _MAX_ROUNDS:
+    if spec.rule == GroupRule.LABEL:
+        if labels is None:
+            raise ValueError('a label partition (DKD) needs labels')
+        classes = torch.arange(t.shape[0], device=t.device).view(-1, 1)
+        target = (classes == labels).to(t.dtype)  # group 0: the label
+        return [target, 1. - target]
+    if spec.depth(t.shape[0]) <= _MAX_ROUNDS:
         if spec.adaptive is not None:
             if row_k is None:
                 row_k = functional.adaptive_k(
@@ -112,8 +119,7 @@ def _group_masks(t: Tensor, labels: Optional[Tensor],
         return [tops[0]] + [deeper - shallower for shallower, deeper in
                             zip(tops, tops[1:])] + [1. - tops[-1]]
     group = functional.group_index(
-        spec, t[None], None if labels is None else labels[None],
-        None if row_k is None else row_k[None])[0]
+        spec, t[None], row_k=None if row_k is None else row_k[None])[0]
     return [(group == g).to(t.dtype) for g in range(spec.num_groups)]
 
 

@@ -35,7 +35,7 @@ Groups by the label (``GroupRule.LABEL``): ``{ground-truth class}`` (group
 torch path and the Triton kernels implement the same rule. A new way of
 forming groups is a :class:`GroupRule` member and its checks here, its
 group index in ``functional.group_index``, its masks in
-``fused_torch._group_masks`` (which may call ``group_index``) and, on CUDA,
+``fused_torch._group_masks`` (float masks, or ``group_index``'s) and, on CUDA,
 its group ids in the Triton kernels (``fused_triton``; ``limit_error``
 sends what they lack to the torch path).
 """
