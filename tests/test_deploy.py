@@ -9,13 +9,11 @@ import re
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
-from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from gdkd_seg.apis import student_config, teacher_config
 from test_benchmark_tools import run_tool
 from test_end_to_end import GDKD as DEMO_GDKD
+from test_test_tool import distillation_checkpoint
 
 ort = pytest.importorskip(
     'onnxruntime', reason='onnxruntime (requirements/deploy.txt) has no '
@@ -24,21 +22,6 @@ ort = pytest.importorskip(
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEGFORMER = osp.join(ROOT, 'configs', 'gdkd', 'gdkd_segformer-mit-b5_'
                      'segformer-mit-b0_8xb2-160k_ade20k-512x512.py')
-OFFLINE = {'model.pretrained': None, 'model.backbone.init_cfg': None}
-
-
-def distillation_checkpoint(config, path, role='student'):
-    """A randomly initialised ``role`` of ``config``, saved as a
-    distillation checkpoint (``student.*`` keys) holding only it."""
-    select = student_config if role == 'student' else teacher_config
-    cfg = select(Config.fromfile(config))
-    cfg.merge_from_dict(OFFLINE)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model).eval()
-    torch.save({'state_dict': {f'student.{k}': v
-                               for k, v in model.state_dict().items()}},
-               path)
-    return model, cfg
 
 
 def mmseg_reference(model, cfg, image):
