@@ -1,4 +1,5 @@
 """Figures a person would rather look at than read (matplotlib, Agg)."""
+import textwrap
 from typing import Dict, List, Sequence
 
 import matplotlib
@@ -309,7 +310,7 @@ def plot_student_vs_teacher(rows: List[dict], out_file: str,
         ax.set_title(label, fontsize=9)
         ax.margins(y=0.15)
         ax.grid(axis='y', alpha=0.3)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, 100), fontsize=9)
     fig.tight_layout()
     fig.savefig(out_file, dpi=120)
     plt.close(fig)
