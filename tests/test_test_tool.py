@@ -119,3 +119,12 @@ def test_images_without_labels_give_label_maps_and_paintings(
         np.testing.assert_array_equal(
             label_map, expected.pred_sem_seg.data[0].numpy())
         assert cv2.imread(str(show / png)).shape == (*size, 3)
+
+
+def test_images_path_without_images_is_named(tmp_path):
+    from gdkd_seg.apis.inference import list_images
+    (tmp_path / 'notes.txt').write_text('no image here')
+    with pytest.raises(FileNotFoundError, match='holds no image'):
+        list_images(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no image or folder '/nope'"):
+        list_images('/nope')

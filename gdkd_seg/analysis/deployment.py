@@ -8,9 +8,10 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
+from mmengine.analysis import get_model_complexity_info
 from torch import nn
 
-from ..apis import read_scalars
+from ..apis import init_student, init_teacher, read_scalars
 from ..apis.deploy import (SegmentorLogits, export_onnx, onnx_logits,
                            onnx_session)
 
@@ -86,7 +87,6 @@ def measure_costs(segmentor: nn.Module,
         milliseconds per image), ``peak_mb`` (weights plus the largest
         PyTorch forward allocation, MiB).
     """
-    from mmengine.analysis import get_model_complexity_info
     model = SegmentorLogits(segmentor.eval())
     images = torch.rand(1, 3, *shape) * 255
     flops = get_model_complexity_info(
@@ -184,7 +184,6 @@ def student_vs_teacher(config: str,
         dir) and ``student_name``, each :func:`measure_costs` plus ``name``
         and ``mIoU`` (None without a work dir).
     """
-    from ..apis import init_student, init_teacher
     work_dirs = dict(work_dirs or {})
     unknown = set(work_dirs) - {'teacher', 'student', 'distilled'}
     assert not unknown, f'unknown work_dirs keys {sorted(unknown)}'
