@@ -40,6 +40,7 @@ setup(
         'full': ['mmcv>=2.0.0rc4,<2.2.0'],
         'cityscapes': ['cityscapesscripts'],
         'cls': ['mmpretrain==1.2.0', 'torchvision'],
+        'deploy': read_requirements('deploy.txt'),
         'mmrazor': read_requirements('mmrazor.txt'),
         'sweep': read_requirements('sweep.txt'),
         'tests': read_requirements('tests.txt'),

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -133,8 +134,11 @@ def test_shortened_demo_trains_evaluates_and_reuses(tmp_path):
     assert '| eta --:--]' in out  # before anything was measured
     assert 'eta 0:' in out
     work = tmp_path / 'demo'
+    # What distillation buys: GDKD's student against the teacher.
+    assert re.search(r'^\| student alone \| .* \| [\d.]+ \|$', out, re.M)
+    assert re.search(r'^\| GDKD student \| .* \| [\d.]+ \|$', out, re.M)
     for name in ('summary.md', 'miou.png', 'per_class_iou.png',
-                 'samples.png'):
+                 'samples.png', 'student_vs_teacher.png'):
         assert (work / name).stat().st_size > 0, name
     summary = json.loads((work / 'summary.json').read_text())
     assert len(summary['classes']) == 19

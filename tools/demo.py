@@ -10,12 +10,18 @@
    the Cityscapes configs), each through tools/train.py;
 3. evaluates every run on the validation split and prints one table (mIoU,
    per-class IoU in summary.json, wall time), and writes figures: mIoU bars,
-   per-class IoU, and sample predictions beside the ground truth.
+   per-class IoU, and sample predictions beside the ground truth;
+4. prints what distillation buys: the distilled student (GDKD, or the
+   first distillation method run) against the teacher and the student alone
+   in parameters, FLOPs, CPU latency in PyTorch and onnxruntime, peak memory
+   and mIoU (tools/analysis_tools/student_vs_teacher.py; needs onnxruntime).
 
 Every run keeps its work dir under --work-dir; a rerun reuses finished runs
 (and the data) unless --restart is given.
 """
 import argparse
+import importlib.util
+import itertools
 import json
 import os
 import os.path as osp
@@ -332,15 +338,16 @@ def summarize(args, runs, iters, wall):
         results.setdefault(name, []).append(metrics)
         if seed in (None, args.seeds[0]):
             samples[name] = []
-            for data, outputs in iterate_logits(model, loader, 1):
-                for inputs, out in zip(data['inputs'],
-                                       outputs[:args.num_samples]):
-                    if name == 'teacher':
-                        images.append(inputs.permute(1, 2, 0).numpy()[
-                            ..., ::-1].copy())
-                        samples.setdefault('ground truth',
-                                           []).append(out.gt_sem_seg)
-                    samples[name].append(out.pred_sem_seg)
+            pairs = ((inputs, out) for data, outputs in iterate_logits(
+                model, loader, args.num_samples)
+                     for inputs, out in zip(data['inputs'], outputs))
+            for inputs, out in itertools.islice(pairs, args.num_samples):
+                if name == 'teacher':
+                    images.append(inputs.permute(1, 2, 0).numpy()[
+                        ..., ::-1].copy())
+                    samples.setdefault('ground truth',
+                                       []).append(out.gt_sem_seg)
+                samples[name].append(out.pred_sem_seg)
 
     table = summary_table(results)
     print('\n' + table)
@@ -364,6 +371,39 @@ def summarize(args, runs, iters, wall):
     for name in ('summary.md', 'summary.json', 'miou.png',
                  'per_class_iou.png', 'samples.png'):
         print(f'wrote {osp.join(out, name)}')
+    distilled = [n for n in results if run_kind(n) == 'distilled']
+    if distilled:
+        compare_with_teacher(
+            args, runs, iters, 'GDKD' if 'GDKD' in distilled else
+            distilled[0])
+
+
+def compare_with_teacher(args, runs, iters, method, threads=1):
+    """The first seed's ``method`` student against the teacher and the
+    student alone: print the table, write the figure."""
+    if importlib.util.find_spec('onnxruntime') is None:
+        print("no student-vs-teacher table: onnxruntime is not installed "
+              "(pip install -e '.[deploy]')")
+        return
+    from gdkd_seg.analysis import (cost_table, measurement_caption,
+                                   plot_student_vs_teacher,
+                                   student_vs_teacher)
+    first = {name: (config, work_dir) for name, seed, config, work_dir in runs
+             if seed in (None, args.seeds[0])}
+    config, work_dir = first[method]
+    work_dirs = dict(teacher=first['teacher'][1], distilled=work_dir)
+    if 'student' in first:
+        work_dirs['student'] = first['student'][1]
+    shape = (128, 256)  # the demo's images
+    rows = student_vs_teacher(
+        config, final_checkpoint(work_dirs['teacher'], iters),
+        final_checkpoint(work_dir, iters), shape, threads,
+        work_dirs=work_dirs, student_name=f'{method} student')
+    caption = measurement_caption(shape, threads, 20)
+    print(f'\n{cost_table(rows)}\n\n{caption}')
+    figure = osp.join(args.work_dir, 'student_vs_teacher.png')
+    plot_student_vs_teacher(rows, figure, caption)
+    print(f'wrote {figure}')
 
 
 def summary_table(results) -> str:

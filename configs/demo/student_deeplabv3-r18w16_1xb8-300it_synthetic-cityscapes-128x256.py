@@ -41,8 +41,10 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=1,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
+# One image per test batch, as in mmseg's configs: the data preprocessor
+# stacks test images unpadded, so real photos of mixed sizes cannot share one.
 val_dataloader = dict(
-    batch_size=8,
+    batch_size=1,
     num_workers=1,
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
