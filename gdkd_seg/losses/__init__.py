@@ -1,3 +1,3 @@
-from .distill_losses import DKDLoss, GDKD3Loss, GDKDLoss, KDLoss
+from .distill_losses import DISTLoss, DKDLoss, GDKD3Loss, GDKDLoss, KDLoss
 
-__all__ = ['KDLoss', 'DKDLoss', 'GDKDLoss', 'GDKD3Loss']
+__all__ = ['KDLoss', 'DKDLoss', 'GDKDLoss', 'GDKD3Loss', 'DISTLoss']

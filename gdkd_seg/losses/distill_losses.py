@@ -40,22 +40,35 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from . import functional as F
-from . import partition
+from . import partition, relation
 from .fused import fused_partitioned_kl
 from .partition import AdaptiveCut, PartitionSpec
 
 
-class _DistillLoss(nn.Module):
-    """Shared call contract; subclasses only declare ``self.spec``."""
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f'{name} must be True or False, got {value!r}')
+    return value
 
-    spec: PartitionSpec
+
+def _check_weight(name: str, value) -> float:
+    partition.check_finite(name, value)
+    if value < 0:
+        raise ValueError(f'{name} must be >= 0, got {value}')
+    return float(value)
+
+
+class _DistillLoss(nn.Module):
+    """Shared call contract: the teacher on the student's grid, the labels
+    on the logits' rows, the rows that count; subclasses compute
+    :meth:`_loss`."""
 
     def __init__(self,
                  loss_weight: float = 1.0,
                  ignore_index: Optional[int] = 255,
                  reduction: str = 'mean',
                  loss_name: str = 'loss_kd',
-                 use_fused: bool = True) -> None:
+                 ignore_incorrect: bool = False) -> None:
         super().__init__()
         partition.check_finite('loss_weight', loss_weight)
         if reduction not in ('mean', 'sum', 'none'):
@@ -68,16 +81,15 @@ class _DistillLoss(nn.Module):
         self.ignore_index = ignore_index
         self.reduction = reduction
         self._loss_name = loss_name
-        self.use_fused = use_fused
+        self.ignore_incorrect = _check_bool('ignore_incorrect',
+                                            ignore_incorrect)
 
     @property
     def loss_name(self) -> str:
         """Name of the loss item in the loss dict."""
         return self._loss_name
 
-    @property
-    def temperature(self) -> float:
-        return self.spec.temperature
+    needs_labels = False  # whether the loss itself reads the classes
 
     def forward(self,
                 student_logits: Tensor,
@@ -89,31 +101,95 @@ class _DistillLoss(nn.Module):
             student_logits (Tensor): ``(N, C)`` or ``(B, C, H, W)``.
             teacher_logits (Tensor): same layout; spatial size may differ.
             gt_seg (Tensor, optional): labels for ignore masking (and the
-                DKD partition), at any resolution.
+                DKD partition, and ``ignore_incorrect``), at any resolution.
 
         Returns:
             Tensor: scalar for ``'mean'``/``'sum'``, ``(rows,)`` for
             ``'none'``; float32 (float64 for float64 inputs).
         """
         teacher_logits = F.align_teacher(student_logits, teacher_logits)
-        labels = None
-        if self.spec.needs_labels and gt_seg is None:
-            raise ValueError(f'{type(self).__name__} partitions by the ground '
+        reads_labels = self.needs_labels or self.ignore_incorrect
+        if reads_labels and gt_seg is None:
+            reason = 'partitions by' if self.needs_labels else \
+                'with ignore_incorrect=True compares the teacher with'
+            raise ValueError(f'{type(self).__name__} {reason} the ground '
                              'truth: call it with gt_seg')
-        if gt_seg is not None and (self.spec.needs_labels
-                                   or self.ignore_index is not None):
+        labels, ignore_index = None, self.ignore_index
+        if gt_seg is not None and (reads_labels or ignore_index is not None):
             labels = F.labels_to_rows(gt_seg, student_logits)
+            if self.ignore_incorrect:
+                labels, ignore_index = F.keep_teacher_correct(
+                    labels, teacher_logits, ignore_index)
+        return self._loss(student_logits, teacher_logits, labels,
+                          ignore_index)
+
+    def _loss(self, student: Tensor, teacher: Tensor,
+              labels: Optional[Tensor],
+              ignore_index: Optional[int]) -> Tensor:
+        raise NotImplementedError
+
+
+class _PartitionedKLLoss(_DistillLoss):
+    """A partitioned KL (subclasses declare ``self.spec``), with the
+    official options that add to it: DIST's intra-class term and an entropy
+    bonus."""
+
+    spec: PartitionSpec
+
+    def __init__(self,
+                 intra_weight: float = 0.0,
+                 per_image_intra: bool = False,
+                 entropy_weight: float = 0.0,
+                 kl_type: str = 'forward',
+                 use_fused: bool = True,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.intra_weight = _check_weight('intra_weight', intra_weight)
+        self.per_image_intra = _check_bool('per_image_intra',
+                                           per_image_intra)
+        partition.check_finite('entropy_weight', entropy_weight)
+        self.entropy_weight = float(entropy_weight)
+        if kl_type not in partition.KL_TYPES:
+            raise ValueError(f'kl_type must be one of {partition.KL_TYPES},'
+                             f' got {kl_type!r}')
+        self.kl_type = kl_type
+        if self.intra_weight and self.reduction == 'none':
+            raise ValueError(
+                "intra_weight > 0 needs reduction 'mean' or 'sum': the "
+                'intra-class term is one number per class, not per pixel')
+        self.use_fused = use_fused
+
+    @property
+    def needs_labels(self) -> bool:
+        return self.spec.needs_labels
+
+    @property
+    def temperature(self) -> float:
+        return self.spec.temperature
+
+    def _loss(self, student, teacher, labels, ignore_index):
         if self.use_fused and self.reduction != 'none':
-            return fused_partitioned_kl(
-                student_logits, teacher_logits, self.spec, labels,
-                self.ignore_index, self.loss_weight, self.reduction)
-        return self.loss_weight * F.plain_loss(
-            student_logits, teacher_logits, self.spec, labels,
-            self.ignore_index, self.reduction)
+            loss = fused_partitioned_kl(student, teacher, self.spec, labels,
+                                        ignore_index, self.loss_weight,
+                                        self.reduction)
+        else:
+            loss = self.loss_weight * F.plain_loss(
+                student, teacher, self.spec, labels, ignore_index,
+                self.reduction)
+        if self.intra_weight:
+            loss = loss + self.loss_weight * self.intra_weight * \
+                relation.intra_loss(student, teacher, labels, ignore_index,
+                                    self.temperature, self.per_image_intra,
+                                    self.reduction)
+        if self.entropy_weight:
+            loss = loss - self.loss_weight * self.entropy_weight * \
+                F.entropy_loss(student, labels, ignore_index,
+                               self.temperature, self.reduction)
+        return loss
 
 
 @MODELS.register_module()
-class KDLoss(_DistillLoss):
+class KDLoss(_PartitionedKLLoss):
     """Classic KD: ``T^2 KL(softmax(t/T) || softmax(s/T))`` per pixel.
 
     Hinton et al., "Distilling the Knowledge in a Neural Network", 2015.
@@ -132,11 +208,12 @@ class KDLoss(_DistillLoss):
     def __init__(self, temperature: float = 1.0, loss_name='loss_kd',
                  **kwargs) -> None:
         super().__init__(loss_name=loss_name, **kwargs)
-        self.spec = partition.kd(temperature=temperature)
+        self.spec = partition.kd(temperature=temperature,
+                                 kl_type=self.kl_type)
 
 
 @MODELS.register_module()
-class DKDLoss(_DistillLoss):
+class DKDLoss(_PartitionedKLLoss):
     """DKD, partitioned by the ground-truth class (needs ``gt_seg``).
 
     Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022:
@@ -158,11 +235,12 @@ class DKDLoss(_DistillLoss):
                  **kwargs) -> None:
         super().__init__(loss_name=loss_name, **kwargs)
         self.spec = partition.dkd(alpha=alpha, beta=beta,
-                                  temperature=temperature)
+                                  temperature=temperature,
+                                  kl_type=self.kl_type)
 
 
 @MODELS.register_module()
-class GDKDLoss(_DistillLoss):
+class GDKDLoss(_PartitionedKLLoss):
     """GDKD: the teacher's top-k classes vs the rest, no label needed.
 
     Zheng & Cheng, "Rethinking Decoupled Knowledge Distillation: A Predictive
@@ -213,11 +291,12 @@ class GDKDLoss(_DistillLoss):
                              f"'adaptive', got {k!r}")
         self.spec = partition.gdkd(k=k, w0=w0, w1=w1, w2=w2,
                                    temperature=temperature,
-                                   leaf_weights=leaf_weights)
+                                   leaf_weights=leaf_weights,
+                                   kl_type=self.kl_type)
 
 
 @MODELS.register_module()
-class GDKD3Loss(_DistillLoss):
+class GDKD3Loss(_PartitionedKLLoss):
     """GDKD3: top-1 / top-2..k / rest (the paper's variant for transformer
     teachers), i.e. ``GDKDLoss(k=(1, k))``. ``w0`` weights the 3-way group
     KL, ``w1`` the top-2..k leaf and ``w2`` the rest leaf.
@@ -235,4 +314,53 @@ class GDKD3Loss(_DistillLoss):
                  loss_name='loss_gdkd3', **kwargs) -> None:
         super().__init__(loss_name=loss_name, **kwargs)
         self.spec = partition.gdkd3(k=k, w0=w0, w1=w1, w2=w2,
-                                    temperature=temperature)
+                                    temperature=temperature,
+                                    kl_type=self.kl_type)
+
+
+@MODELS.register_module()
+class DISTLoss(_DistillLoss):
+    """DIST: ``beta * inter + gamma * intra`` of Pearson correlations.
+
+    Huang et al., "Knowledge Distillation from A Stronger Teacher", NeurIPS
+    2022; the math is in ``relation.py`` and ``docs/method.md``. Defaults are
+    the official segmentation code's (ZaberKo/seg-gdkd,
+    losses/distiller/dist.py, as hunto/DIST_KD's): ``beta = gamma = 1``,
+    ``T = 1`` and no ``T**2`` factor (the official classification DIST
+    multiplies both terms by ``T**2``: scale ``beta`` and ``gamma`` by
+    ``T**2`` to match it).
+
+    Args:
+        temperature (float): T > 0. Default 1.0.
+        beta (float): weight of the inter-class term. Default 1.0.
+        gamma (float): weight of the intra-class term. Default 1.0.
+        per_image_intra (bool): intra-class correlations within each image
+            instead of across the batch. Default False.
+        loss_weight, ignore_index, ignore_incorrect: as in :class:`KDLoss`
+            (``ignore_index=None`` is the official all-pixel computation).
+        reduction (str): 'mean' (each term averaged over its pixels or
+            classes), 'sum', or 'none' (per pixel; only with ``gamma=0``).
+        loss_name (str): Default 'loss_dist'.
+    """
+
+    def __init__(self, temperature: float = 1.0, beta: float = 1.0,
+                 gamma: float = 1.0, per_image_intra: bool = False,
+                 loss_name: str = 'loss_dist', **kwargs) -> None:
+        super().__init__(loss_name=loss_name, **kwargs)
+        partition.check_finite('temperature', temperature)
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}')
+        self.temperature = float(temperature)
+        self.beta = _check_weight('beta', beta)
+        self.gamma = _check_weight('gamma', gamma)
+        self.per_image_intra = _check_bool('per_image_intra',
+                                           per_image_intra)
+        if self.gamma and self.reduction == 'none':
+            raise ValueError(
+                "reduction='none' needs gamma=0: the intra-class term is "
+                'one number per class, not per pixel')
+
+    def _loss(self, student, teacher, labels, ignore_index):
+        return self.loss_weight * relation.dist_loss(
+            student, teacher, labels, ignore_index, self.temperature,
+            self.beta, self.gamma, self.per_image_intra, self.reduction)

@@ -48,7 +48,8 @@ __all__ = [
     'flatten_logits', 'as_bcp', 'align_teacher', 'labels_to_rows',
     'check_labels', 'topk_group_index', 'adaptive_k', 'group_masks',
     'group_index', 'partitioned_kl', 'row_losses', 'reduce_rows',
-    'plain_loss'
+    'finite_rows', 'compute_dtype', 'prepare_rows', 'plain_loss',
+    'entropy_loss', 'keep_teacher_correct'
 ]
 
 # Teacher rankings up to this depth are found by repeated max extraction
@@ -468,11 +469,13 @@ def _group_log_softmax(logits: Tensor, masks: Optional[List[Tensor]],
 
 def _partitioned_kl(student: Tensor, teacher: Tensor,
                     masks: Optional[List[Tensor]], group_weight,
-                    leaf_weights: list, temperature: float) -> Tensor:
+                    leaf_weights: list, temperature: float,
+                    kl_type: str = 'forward') -> Tensor:
     """``(B, P)`` partitioned KL of ``(B, C, P)`` logits, times ``T**2``.
 
-    Weights are floats or tensors that broadcast to ``(B, 1, P)``. A row
-    with a non-finite logit gets NaN.
+    Weights are floats or tensors that broadcast to ``(B, 1, P)``;
+    ``kl_type`` is the direction of the within-group KLs
+    (``partition.KL_TYPES``). A row with a non-finite logit gets NaN.
     """
     with torch.no_grad():
         present = None if masks is None else [
@@ -481,26 +484,38 @@ def _partitioned_kl(student: Tensor, teacher: Tensor,
                                                  masks, present)
         leaf_q, log_q = _group_log_softmax(teacher, masks, present,
                                            teacher_max, temperature)
+        per_class_weight = _per_class(masks, leaf_weights)
         # Each class's KL weight: its group's leaf weight times q^g_i.
-        weight = leaf_q.exp().mul_(_per_class(masks, leaf_weights))
+        weight = leaf_q.exp().mul_(per_class_weight)
     leaf_p, log_p = _group_log_softmax(student, masks, present, student_max,
                                        temperature)
-    # Within-group KLs from log-ratios: never divides two tiny masses.
-    rows = leaf_q.sub_(leaf_p).mul_(weight).sum(dim=1, keepdim=True)
+    if kl_type == 'forward':
+        # Within-group KLs from log-ratios: never divides two tiny masses.
+        rows = leaf_q.sub_(leaf_p).mul_(weight).sum(dim=1, keepdim=True)
+    else:
+        # KL(p^g || q^g) = sum_i p^g_i (log p^g_i - log q^g_i).
+        rows = ((leaf_p - leaf_q) * leaf_p.exp() * per_class_weight).sum(
+            dim=1, keepdim=True)
+        if kl_type == 'both':
+            forward = leaf_q.sub_(leaf_p).mul_(weight).sum(dim=1,
+                                                           keepdim=True)
+            rows = 0.5 * (forward + rows)
     if masks is not None:
         # Q_g (log Q_g - log P_g), 0 for an empty group (0 log 0 = 0).
         terms = torch.where(log_q > float('-inf'),
                             log_q.exp() * (log_q - log_p), 0.)
         rows = rows + group_weight * terms.sum(dim=1, keepdim=True)
-    finite = _finite_rows(student, teacher)
+    finite = finite_rows(student, teacher)
     return torch.where(finite, rows[:, 0] * temperature**2, float('nan'))
 
 
-def _finite_rows(student: Tensor, teacher: Tensor) -> Tensor:
-    """``(B, P)``: whether every logit of the row is finite (max and min
-    propagate NaN, so both are finite iff every logit is)."""
+def finite_rows(*logits: Tensor) -> Tensor:
+    """``(B, P)``: whether every logit of the row is finite in each of the
+    ``(B, C, P)`` ``logits`` (max and min propagate NaN, so both are finite
+    iff every logit is)."""
     finite = None
-    for x in (student.detach(), teacher.detach()):
+    for x in logits:
+        x = x.detach()
         ok = torch.isfinite(x.amax(dim=1)) & torch.isfinite(x.amin(dim=1))
         finite = ok if finite is None else finite & ok
     return finite
@@ -605,7 +620,8 @@ def _spec_rows(spec: PartitionSpec, student: Tensor, teacher: Tensor,
     labels."""
     masks = group_masks(spec, teacher, labels)
     return _partitioned_kl(student, teacher, masks, spec.group_weight,
-                           list(spec.leaf_weights), spec.temperature)
+                           list(spec.leaf_weights), spec.temperature,
+                           spec.kl_type)
 
 
 def row_losses(spec: PartitionSpec,
@@ -617,6 +633,43 @@ def row_losses(spec: PartitionSpec,
     return _spec_rows(spec, as_bcp(student_rows.to(dtype)),
                       as_bcp(teacher_rows.detach().to(dtype)),
                       None if labels is None else labels.view(1, -1))[0]
+
+
+def prepare_rows(student: Tensor, teacher: Tensor,
+                 labels: Optional[Tensor] = None,
+                 ignore_index: Optional[int] = 255):
+    """Check and lay out one call's inputs as the losses read them.
+
+    Args:
+        student (Tensor): ``(N, C)`` or ``(B, C, *spatial)`` logits.
+        teacher (Tensor): the same shape (already on the student's grid).
+        labels (Tensor, optional): ``(rows,)`` labels in
+            :func:`flatten_logits` order, checked with :func:`check_labels`.
+        ignore_index (int, optional): label of skipped rows; None skips none.
+
+    Returns:
+        tuple: ``(student3, teacher3, labels2, valid)``: ``(B, C, P)``
+        logits in the compute dtype (the teacher detached; the logits of
+        ignored rows zeroed if one of them is not finite, so their gradient
+        stays 0), ``(B, P)`` labels (or None) and the ``(B, P)`` bool valid
+        rows (None: all).
+    """
+    if student.shape != teacher.shape:
+        raise ValueError('student and teacher logits must have the same '
+                         f'shape, got {tuple(student.shape)} and '
+                         f'{tuple(teacher.shape)}')
+    dtype = compute_dtype(student)
+    student3 = as_bcp(student.to(dtype))
+    teacher3 = as_bcp(teacher.detach().to(dtype))
+    valid = None
+    if labels is not None:
+        check_labels(labels, student3.shape[1], ignore_index)
+        labels = labels.reshape(student3.shape[0], student3.shape[2])
+        if ignore_index is not None:
+            valid = labels != ignore_index
+            student3, teacher3 = _drop_non_finite_ignored(
+                student3, teacher3, valid)
+    return student3, teacher3, labels, valid
 
 
 def plain_loss(student: Tensor,
@@ -642,25 +695,56 @@ def plain_loss(student: Tensor,
         Tensor: a scalar, or ``(rows,)`` for ``'none'``; float32 (float64
         for float64 inputs).
     """
-    if student.shape != teacher.shape:
-        raise ValueError('student and teacher logits must have the same '
-                         f'shape, got {tuple(student.shape)} and '
-                         f'{tuple(teacher.shape)}')
-    dtype = compute_dtype(student)
-    student3 = as_bcp(student.to(dtype))
-    teacher3 = as_bcp(teacher.detach().to(dtype))
-    valid = None
-    if labels is not None:
-        check_labels(labels, student3.shape[1], ignore_index)
-        labels = labels.reshape(student3.shape[0], student3.shape[2])
-        if ignore_index is not None:
-            valid = labels != ignore_index
-            student3, teacher3 = _drop_non_finite_ignored(
-                student3, teacher3, valid)
+    student3, teacher3, labels, valid = prepare_rows(student, teacher,
+                                                     labels, ignore_index)
     rows = _spec_rows(spec, student3, teacher3, labels)
     return reduce_rows(rows.reshape(-1),
                        None if valid is None else valid.reshape(-1),
                        reduction)
+
+
+def entropy_loss(student: Tensor,
+                 labels: Optional[Tensor] = None,
+                 ignore_index: Optional[int] = 255,
+                 temperature: float = 1.0,
+                 reduction: str = 'mean') -> Tensor:
+    """The entropy ``-sum_i p_i log p_i`` of ``p = softmax(s / T)``,
+    reduced over valid rows like :func:`plain_loss` (NaN for a valid row
+    with a non-finite logit)."""
+    student3, _, _, valid = prepare_rows(student, student, labels,
+                                         ignore_index)
+    log_p = torch.log_softmax(student3 / temperature, dim=1)
+    rows = -(log_p.exp() * log_p).sum(dim=1)
+    rows = torch.where(finite_rows(student3), rows, float('nan'))
+    return reduce_rows(rows.reshape(-1),
+                       None if valid is None else valid.reshape(-1),
+                       reduction)
+
+
+def keep_teacher_correct(labels: Tensor, teacher: Tensor,
+                         ignore_index: Optional[int]):
+    """Relabel the rows the teacher gets wrong as ignored.
+
+    A row counts when its label is a class and the teacher's arg-max (ties
+    to the lowest class index) equals it; void rows never count. A row with
+    a non-finite teacher logit has no arg-max: it stays (and makes the loss
+    NaN) rather than being hidden.
+
+    Args:
+        labels (Tensor): ``(rows,)`` labels in :func:`flatten_logits` order.
+        teacher (Tensor): ``(N, C)`` or ``(B, C, *spatial)`` logits.
+        ignore_index (int, optional): label of void rows (None: none).
+
+    Returns:
+        tuple: ``(labels, ignore_index)`` to pass on: the wrong rows carry
+        ``ignore_index`` (-1 when it is None).
+    """
+    teacher3 = as_bcp(teacher.detach())
+    check_labels(labels, teacher3.shape[1], ignore_index)
+    correct = teacher3.argmax(dim=1).reshape(-1) == labels
+    correct |= ~finite_rows(teacher3).reshape(-1)
+    ignore = -1 if ignore_index is None else ignore_index
+    return torch.where(correct, labels, ignore), ignore
 
 
 def _drop_non_finite_ignored(student: Tensor, teacher: Tensor,
@@ -671,7 +755,7 @@ def _drop_non_finite_ignored(student: Tensor, teacher: Tensor,
     row's local derivatives, which is NaN for NaN logits; zeros in place of
     its logits keep that gradient 0.
     """
-    if bool((_finite_rows(student, teacher) | valid).all()):
+    if bool((finite_rows(student, teacher) | valid).all()):
         return student, teacher
     keep = valid[:, None]
     return torch.where(keep, student, 0.), torch.where(keep, teacher, 0.)

@@ -145,10 +145,17 @@ def _finite_chunk_loss_grad(s, t, labels, row_k, spec, grad_scale):
         return [(x * m).sum(dim=0) for m in masks]
 
     zs, zt, a = group_sum(es), group_sum(et), group_sum(etd)
+    forward_share = {'forward': 1., 'reverse': 0., 'both': 0.5}[spec.kl_type]
+    reverse = None
+    if spec.kl_type != 'forward':
+        reverse = _reverse_leaves(xs, xt, es, zs, zt, masks, group_sum)
     rows = 0.
     for g in range(spec.num_groups):
         leaf = a[g] / zt[g] - zt[g].log() + zs[g].log()
-        rows = rows + w[g] * torch.where(zt[g] > 0, leaf, 0.)
+        leaf = torch.where(zt[g] > 0, leaf, 0.)
+        if reverse is not None:
+            leaf = forward_share * leaf + (1. - forward_share) * reverse[1][g]
+        rows = rows + w[g] * leaf
     big_p = big_q = None
     if masks is not None:
         # Group masses in log space: u_g = (m_g - M) / T + log Z_g.
@@ -162,6 +169,17 @@ def _finite_chunk_loss_grad(s, t, labels, row_k, spec, grad_scale):
         rows = rows + spec.group_weight * group_kl
     if grad_scale is None:
         return rows, None
+    if reverse is not None:
+        # d KL(p^g || q^g) / ds_i = p^g_i (r_i - R_g) / T, r_i = log p^g_i -
+        # log q^g_i and R_g the group's reverse KL; T^2 / T = T is in
+        # grad_scale. Taken before es is overwritten below.
+        log_ratio, leaves = reverse
+        coef_r = [torch.where(zs[g] > 0, (1. - forward_share) * w[g] *
+                              grad_scale / zs[g], 0.)
+                  for g in range(spec.num_groups)]
+        reverse_grad = es * _values_per_class(masks, coef_r) * (
+            log_ratio - _values_per_class(masks, leaves))
+        w = [forward_share * v for v in w]
     coef_p, coef_q = [], []
     for g in range(spec.num_groups):
         c = w[g] if big_p is None else \
@@ -169,9 +187,35 @@ def _finite_chunk_loss_grad(s, t, labels, row_k, spec, grad_scale):
         coef_p.append(torch.where(zs[g] > 0, c * grad_scale / zs[g], 0.))
         coef_q.append(torch.where(zt[g] > 0, w[g] * grad_scale / zt[g], 0.))
     if masks is None:
-        return rows, torch.addcmul(es * coef_p[0], et, -coef_q[0])
-    grad = es.mul_(_per_class(masks, coef_p))
-    return rows, grad.addcmul_(et, _per_class(masks, coef_q), value=-1.)
+        grad = torch.addcmul(es * coef_p[0], et, -coef_q[0])
+    else:
+        grad = es.mul_(_per_class(masks, coef_p))
+        grad.addcmul_(et, _per_class(masks, coef_q), value=-1.)
+    return rows, grad if reverse is None else grad.add_(reverse_grad)
+
+
+def _values_per_class(masks: Optional[list], values: list) -> Tensor:
+    """``(C, L)`` (or ``(L,)`` for one group): each class's group value."""
+    return values[0] if masks is None else _per_class(masks, values)
+
+
+def _reverse_leaves(xs, xt, es, zs, zt, masks, group_sum):
+    """The within-group reverse KLs ``KL(p^g || q^g)`` of a chunk.
+
+    ``xs``, ``xt`` are the logits over T relative to their group's max and
+    ``es = exp(xs)``, so ``log p^g_i = xs_i - log zs_g``.
+
+    Returns:
+        tuple: ``(log_ratio, leaves)``: the ``(C, L)`` ``log p^g_i - log
+        q^g_i`` and one ``(L,)`` KL per group (0 for an empty group).
+    """
+    # log zt - log zs (0 for an empty group: no class reads it).
+    log_z = [torch.where(s > 0, t.log() - s.log(), 0.)
+             for s, t in zip(zs, zt)]
+    log_ratio = (xs - xt).add_(_values_per_class(masks, log_z))
+    sums = group_sum(es * log_ratio)
+    leaves = [torch.where(z > 0, b / z, 0.) for b, z in zip(sums, zs)]
+    return log_ratio, leaves
 
 
 def _classes_first(x3: Tensor) -> Tensor:

@@ -696,6 +696,9 @@ def limit_error(kernel: str, spec: PartitionSpec,
     """Why ``kernel`` cannot compute ``spec`` (None if it can)."""
     if spec.rule not in KERNEL_RULES:
         return f'the Triton kernels have no groups for {spec.rule!r}'
+    if spec.kl_type != 'forward':
+        return (f'the Triton kernels compute the forward within-group KL '
+                f'only, got kl_type={spec.kl_type!r}')
     deepest = spec.depth(num_classes)
     if spec.num_groups > MAX_GROUPS:
         return (f'the Triton kernels take up to {MAX_GROUPS} groups, got '

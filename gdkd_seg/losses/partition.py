@@ -6,6 +6,9 @@ softmax(t / T)`` and the classes split into groups ``U_0 .. U_{G-1}``::
 
     L = T^2 * [ w_group * KL(Q || P) + sum_g w_g * KL(q^g || p^g) ]
 
+(``kl_type`` may turn the within-group terms into ``KL(p^g || q^g)`` or
+the mean of both directions; the group term stays ``KL(Q || P)``.)
+
 A :class:`PartitionSpec` says how the groups are formed (a
 :class:`GroupRule` and its cut points) and what the weights are. Each
 registered loss declares one spec (the constructors below); the plain path
@@ -43,9 +46,14 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
 __all__ = [
-    'GroupRule', 'AdaptiveCut', 'PartitionSpec', 'check_finite', 'kd', 'dkd',
-    'gdkd', 'gdkd3'
+    'GroupRule', 'AdaptiveCut', 'PartitionSpec', 'KL_TYPES', 'check_finite',
+    'kd', 'dkd', 'gdkd', 'gdkd3'
 ]
+
+# The direction of the within-group KLs: 'forward' KL(q^g || p^g) (the
+# teacher's distribution first), 'reverse' KL(p^g || q^g), 'both' their mean
+# (the official ``kl_div`` helper's ``kl_type``).
+KL_TYPES = ('forward', 'reverse', 'both')
 
 
 class GroupRule(enum.IntEnum):
@@ -87,6 +95,8 @@ class PartitionSpec:
         temperature (float): T > 0.
         adaptive (AdaptiveCut, optional): one per-row cut instead of
             ``cuts``.
+        kl_type (str): direction of the within-group KLs, one of
+            :data:`KL_TYPES`; the group KL is always ``KL(Q || P)``.
     """
     rule: GroupRule
     cuts: Tuple[int, ...]
@@ -94,8 +104,12 @@ class PartitionSpec:
     leaf_weights: Tuple[float, ...]
     temperature: float
     adaptive: Optional[AdaptiveCut] = None
+    kl_type: str = 'forward'
 
     def __post_init__(self):
+        if self.kl_type not in KL_TYPES:
+            raise ValueError(f'kl_type must be one of {KL_TYPES}, got '
+                             f'{self.kl_type!r}')
         object.__setattr__(self, 'rule', GroupRule(self.rule))
         object.__setattr__(self, 'cuts', tuple(self.cuts))
         object.__setattr__(self, 'leaf_weights',
@@ -179,17 +193,18 @@ def _check_weight(name: str, value) -> None:
 # registered modules (distill_losses.py) hold the defaults.
 
 
-def kd(*, temperature: float) -> PartitionSpec:
+def kd(*, temperature: float, kl_type: str = 'forward') -> PartitionSpec:
     """Classic KD: one group, ``T^2 KL(q || p)``."""
     return PartitionSpec(GroupRule.TEACHER_RANK, (), 0.0, (1.0, ),
-                         temperature)
+                         temperature, kl_type=kl_type)
 
 
-def dkd(*, alpha: float, beta: float, temperature: float) -> PartitionSpec:
+def dkd(*, alpha: float, beta: float, temperature: float,
+        kl_type: str = 'forward') -> PartitionSpec:
     """DKD: ``{ground truth} / rest``; ``alpha`` on the group KL (TCKD),
     ``beta`` on the rest's leaf KL (NCKD)."""
     return PartitionSpec(GroupRule.LABEL, (), alpha, (0.0, beta),
-                         temperature)
+                         temperature, kl_type=kl_type)
 
 
 def gdkd(*,
@@ -198,7 +213,8 @@ def gdkd(*,
          w1: float,
          w2: float,
          temperature: float,
-         leaf_weights: Optional[Sequence[float]] = None) -> PartitionSpec:
+         leaf_weights: Optional[Sequence[float]] = None,
+         kl_type: str = 'forward') -> PartitionSpec:
     """GDKD with cut points ``k`` (an int, a tuple of cuts or an adaptive
     cut); ``w0`` on the group KL, ``w1`` on every top group's leaf KL and
     ``w2`` on the rest's, unless ``leaf_weights`` gives one per group."""
@@ -212,14 +228,15 @@ def gdkd(*,
     if leaf_weights is None:
         leaf_weights = (w1, ) * (groups - 1) + (w2, )
     return PartitionSpec(GroupRule.TEACHER_RANK, cuts, w0, leaf_weights,
-                         temperature, adaptive)
+                         temperature, adaptive, kl_type)
 
 
-def gdkd3(*, k: int, w0: float, w1: float, w2: float,
-          temperature: float) -> PartitionSpec:
+def gdkd3(*, k: int, w0: float, w1: float, w2: float, temperature: float,
+          kl_type: str = 'forward') -> PartitionSpec:
     """GDKD3: top-1 / top-2..k / rest, i.e. :func:`gdkd` with cuts
     ``(1, k)`` (the top-1 leaf is one class: its KL is 0)."""
     if not _is_int(k, 2):
         raise ValueError(f'GDKD3 needs an int k >= 2 (top-1 and top-2..k), '
                          f'got {k!r}')
-    return gdkd(k=(1, k), w0=w0, w1=w1, w2=w2, temperature=temperature)
+    return gdkd(k=(1, k), w0=w0, w1=w1, w2=w2, temperature=temperature,
+                kl_type=kl_type)
