@@ -5,10 +5,15 @@ log-space tricks and nothing from the package.
 Every member is a partition of the classes into groups (``docs/method.md``):
 by cut points of the teacher's ranking (KD: no cut, GDKD: ``(k,)``, GDKD3:
 ``(1, k)``, deeper hierarchies: ``(1, 3, 6)``) or by the label (DKD).
+
+DIST and the options (``kl_type``, the intra-class term, the entropy) are
+written in plain float64 torch at the end, one row or one class at a time,
+so that autograd gives their gradients.
 """
 import math
 
 import numpy as np
+import torch
 
 
 def softmax(x):
@@ -116,3 +121,79 @@ def adaptive_k_row(t, tau, T, max_k=None):
     k = next(k for k in range(1, len(q) + 1)
              if math.fsum(q[:k]) >= tau * total)
     return min(k, max_k or len(q))
+
+
+# DIST and the options, in float64 torch.
+
+
+def pearson(x, y):
+    """Pearson's correlation of two 1-d tensors; 0 (with a zero gradient)
+    when either is constant."""
+    if bool((x == x[0]).all()) or bool((y == y[0]).all()):
+        return (x * 0).sum()
+    xc, yc = x - x.mean(), y - y.mean()
+    return (xc * yc).sum() / torch.sqrt((xc * xc).sum() * (yc * yc).sum())
+
+
+def pixel_rows(x):
+    """``(B, C, H, W)`` -> ``(B, H * W, C)``."""
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, x.shape[1])
+
+
+def dist(s, t, valid, T, beta, gamma, per_image, reduction='mean'):
+    """DIST of ``(B, C, H, W)`` logits over the ``(B, H * W)`` bool
+    ``valid`` pixels: ``beta * inter + gamma * intra`` (no T^2); each term
+    averaged (or summed) over its pixels, its classes (and images)."""
+    p = torch.softmax(pixel_rows(s) / T, dim=2)
+    q = torch.softmax(pixel_rows(t) / T, dim=2)
+    inter = [1 - pearson(p[b, n], q[b, n])
+             for b, n in valid.nonzero().tolist()]
+    images = [[b] for b in range(len(p))] if per_image else [range(len(p))]
+    intra = []
+    for group in images:
+        ps = torch.cat([p[b][valid[b]] for b in group])
+        qs = torch.cat([q[b][valid[b]] for b in group])
+        if len(ps):
+            intra += [1 - pearson(ps[:, c], qs[:, c])
+                      for c in range(p.shape[2])]
+
+    def reduce(values):
+        values = torch.stack(values)
+        return values.mean() if reduction == 'mean' else values.sum()
+
+    total = beta * reduce(inter) if inter else s.sum() * 0
+    if gamma:
+        total = total + gamma * reduce(intra)
+    return total
+
+
+def kl_row(s, t, groups, w_group, leaf_weights, T, kl_type='forward'):
+    """``T^2 [w_group KL(Q||P) + sum_g w_g D(q^g, p^g)]`` of one row (1-d
+    float64 tensors, numpy ``groups``) with ``D`` the forward KL
+    ``KL(q^g||p^g)``, the reverse ``KL(p^g||q^g)`` or their mean."""
+    def kl_t(a, b):
+        return (a * (a / b).log()).sum()
+
+    p, q = torch.softmax(s / T, 0), torch.softmax(t / T, 0)
+    groups = torch.as_tensor(groups)
+    loss = s.sum() * 0
+    masses = [(p[groups == g].sum(), q[groups == g].sum())
+              for g in range(len(leaf_weights))]
+    present = [(groups == g).any() for g in range(len(leaf_weights))]
+    if len(leaf_weights) > 1:
+        loss = loss + w_group * kl_t(
+            torch.stack([m[1] for m, ok in zip(masses, present) if ok]),
+            torch.stack([m[0] for m, ok in zip(masses, present) if ok]))
+    for g, w in enumerate(leaf_weights):
+        if present[g]:
+            pg = p[groups == g] / masses[g][0]
+            qg = q[groups == g] / masses[g][1]
+            forward, reverse = kl_t(qg, pg), kl_t(pg, qg)
+            loss = loss + w * {'forward': forward, 'reverse': reverse,
+                               'both': (forward + reverse) / 2}[kl_type]
+    return T * T * loss
+
+
+def entropy_row(s, T):
+    p = torch.softmax(s / T, 0)
+    return -(p * p.log()).sum()

@@ -20,17 +20,18 @@ def test_benchmark_loss_on_cpu(tmp_path, monkeypatch):
     run_tool('tools/analysis_tools/benchmark_loss.py', [
         '--device', 'cpu', '--shapes', '2x7x4x4', '12x7', '--repeats', '1',
         '--losses', 'gdkd', 'dkd', '--ignore', '0', '--out', str(out),
-        '--methods', 'reference', 'plain', 'fused', 'fused:class_loop:128:4'
+        '--methods', 'reference', 'plain', 'fused', 'fused:class_loop:128:4',
+        'fused+intra', 'dist'
     ], monkeypatch)
     results = json.loads(out.read_text())['results']
     assert [(r['loss'], r['shape']) for r in results] == [
         ('gdkd', '2x7x4x4'), ('gdkd', '12x7'), ('dkd', '2x7x4x4'),
         ('dkd', '12x7')]
     configured = 'fused:class_loop:128:4'  # a Triton config (CPU: torch)
-    assert set(results[0]['methods']) == {'reference', 'plain', 'fused',
-                                          configured}
+    others = {'plain', 'fused', configured, 'fused+intra', 'dist'}
+    assert set(results[0]['methods']) == others | {'reference'}
     # DKD has no reference design here (it is GDKD's).
-    assert set(results[2]['methods']) == {'plain', 'fused', configured}
+    assert set(results[2]['methods']) == others
     for r in results:
         for m in r['methods'].values():
             assert m['ms'] > 0 and m['peak_bytes'] > 0

@@ -1,4 +1,5 @@
-"""Registered pixel-wise distillation losses (thin wrappers of ``functional``).
+"""Registered pixel-wise distillation losses (thin wrappers of ``functional``
+and, for DIST, ``relation``).
 
 Each loss is called as ``loss(student_logits, teacher_logits[, gt_seg])``.
 
@@ -24,8 +25,23 @@ Each loss is called as ``loss(student_logits, teacher_logits[, gt_seg])``.
   (``functional.plain_loss``).
 
 Defaults are the official segmentation settings (``docs/method.md`` lists
-them with their sources); each class below only declares its
-:class:`~.partition.PartitionSpec`.
+them with their sources); each KL loss below only declares its
+:class:`~.partition.PartitionSpec`. :class:`DISTLoss` is the correlation
+loss DIST (``relation.py``).
+
+The official options (``docs/method.md``), off by default, where a loss
+then runs exactly as without them:
+
+* ``ignore_incorrect`` (every loss): only pixels whose label is the
+  teacher's arg-max count; the others become ignored rows (needs
+  ``gt_seg``).
+* ``intra_weight``, ``per_image_intra`` (KL losses): add DIST's
+  intra-class term, the official ``*-dist`` methods.
+* ``kl_type`` (KL losses): ``'forward'``, ``'reverse'`` or ``'both'``
+  within-group KLs (the group term stays forward); the Triton kernels take
+  ``'forward'`` only, the fused torch path every one.
+* ``entropy_weight`` (KL losses): subtract the weighted mean entropy of the
+  student's softened distribution.
 
 Example config (mmseg scope)::
 
@@ -33,6 +49,7 @@ Example config (mmseg scope)::
         loss_gdkd=dict(type='GDKDLoss', k=3, temperature=1.0,
                        w0=1.0, w1=1.0, w2=2.0, loss_weight=1.0))
 """
+import numbers
 from typing import Optional, Sequence, Union
 
 import torch.nn as nn
@@ -51,11 +68,18 @@ def _check_bool(name: str, value) -> bool:
     return value
 
 
-def _check_weight(name: str, value) -> float:
+def _check_number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f'{name} must be a real number, got {value!r}')
     partition.check_finite(name, value)
+    return float(value)
+
+
+def _check_weight(name: str, value) -> float:
+    value = _check_number(name, value)
     if value < 0:
         raise ValueError(f'{name} must be >= 0, got {value}')
-    return float(value)
+    return value
 
 
 class _DistillLoss(nn.Module):
@@ -147,12 +171,9 @@ class _PartitionedKLLoss(_DistillLoss):
         self.intra_weight = _check_weight('intra_weight', intra_weight)
         self.per_image_intra = _check_bool('per_image_intra',
                                            per_image_intra)
-        partition.check_finite('entropy_weight', entropy_weight)
-        self.entropy_weight = float(entropy_weight)
-        if kl_type not in partition.KL_TYPES:
-            raise ValueError(f'kl_type must be one of {partition.KL_TYPES},'
-                             f' got {kl_type!r}')
-        self.kl_type = kl_type
+        self.entropy_weight = _check_number('entropy_weight',
+                                            entropy_weight)
+        self.kl_type = kl_type  # checked by the spec
         if self.intra_weight and self.reduction == 'none':
             raise ValueError(
                 "intra_weight > 0 needs reduction 'mean' or 'sum': the "
@@ -203,6 +224,15 @@ class KDLoss(_PartitionedKLLoss):
         loss_name (str): Key in the loss dict. Default 'loss_kd'.
         use_fused (bool): Fused loss-and-gradient path for 'mean'/'sum'.
             Default True.
+        ignore_incorrect (bool): only pixels the teacher gets right count.
+            Default False.
+        intra_weight (float): weight >= 0 of DIST's intra-class term.
+            Default 0.0 (1.0 in the official ``*-dist`` methods).
+        per_image_intra (bool): that term within each image. Default False.
+        kl_type (str): 'forward', 'reverse' or 'both' within-group KLs.
+            Default 'forward'.
+        entropy_weight (float): weight of the subtracted mean entropy of
+            ``softmax(s / T)``. Default 0.0.
     """
 
     def __init__(self, temperature: float = 1.0, loss_name='loss_kd',
@@ -226,7 +256,8 @@ class DKDLoss(_PartitionedKLLoss):
         alpha (float): TCKD weight. Default 1.0.
         beta (float): NCKD weight. Default 2.0.
         temperature (float): T. Default 1.0.
-        loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
+        loss_weight, ignore_index, reduction, use_fused and the options:
+            as in :class:`KDLoss`.
         loss_name (str): Default 'loss_dkd'.
     """
 
@@ -273,7 +304,8 @@ class GDKDLoss(_PartitionedKLLoss):
         w0, w1, w2 (float): Group, top and rest weights. Defaults 1, 1, 2.
         leaf_weights (Sequence[float], optional): one leaf weight per group
             instead of ``w1``/``w2``.
-        loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
+        loss_weight, ignore_index, reduction, use_fused and the options:
+            as in :class:`KDLoss`.
         loss_name (str): Default 'loss_gdkd'.
     """
 
@@ -305,7 +337,8 @@ class GDKD3Loss(_PartitionedKLLoss):
         k (int): end of the middle group, >= 2. Default 4 (the official
             GDKD3's; its other defaults are the segmentation GDKD's).
         temperature, w0, w1, w2: as in :class:`GDKDLoss`.
-        loss_weight, ignore_index, reduction: as in :class:`KDLoss`.
+        loss_weight, ignore_index, reduction, use_fused and the options:
+            as in :class:`KDLoss`.
         loss_name (str): Default 'loss_gdkd3'.
     """
 
@@ -347,10 +380,9 @@ class DISTLoss(_DistillLoss):
                  gamma: float = 1.0, per_image_intra: bool = False,
                  loss_name: str = 'loss_dist', **kwargs) -> None:
         super().__init__(loss_name=loss_name, **kwargs)
-        partition.check_finite('temperature', temperature)
-        if temperature <= 0:
+        self.temperature = _check_number('temperature', temperature)
+        if self.temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
-        self.temperature = float(temperature)
         self.beta = _check_weight('beta', beta)
         self.gamma = _check_weight('gamma', gamma)
         self.per_image_intra = _check_bool('per_image_intra',

@@ -10,7 +10,10 @@ T)``, the classes split into groups ``U_0 .. U_{G-1}`` and
 where ``P_g = sum_{i in U_g} p_i`` (likewise ``Q_g``) and ``p^g_i = p_i /
 P_g`` is the distribution inside group ``g``. Which groups and weights make
 which loss (KD, DKD, GDKD, GDKD3, deeper cuts, adaptive k) is a
-:class:`~.partition.PartitionSpec`.
+:class:`~.partition.PartitionSpec`; its ``kl_type`` may turn the
+within-group terms into ``KL(p^g || q^g)`` or the mean of both directions.
+The options added around the KL (DIST's intra-class term, the entropy) and
+DIST itself are in ``relation`` and :func:`entropy_loss`.
 
 This is the *plain* path: autograd differentiates it, so its gradient is an
 independent check of the fused path's closed form. It is exact in log space:

@@ -8,7 +8,9 @@ autograd function:
 
       dL/ds_i = T [w_group p^g_i (P_g - Q_g) + w_g (p^g_i - q^g_i)] / n,
 
-  and keeps only that gradient (one logits-sized tensor);
+  and keeps only that gradient (one logits-sized tensor); with
+  ``spec.kl_type`` ``'reverse'`` or ``'both'`` the within-group part is the
+  reverse KL's (docs/method.md), on the torch path only;
 * backward multiplies it by the incoming gradient, in place, and returns it;
   an incoming gradient of exactly 1 (``loss.backward()`` on a loss whose
   weight was passed as ``scale``) costs no pass over it. A second backward

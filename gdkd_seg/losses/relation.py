@@ -32,8 +32,8 @@ from torch import Tensor
 
 from .functional import finite_rows, prepare_rows, reduce_rows
 
-__all__ = ['pearson', 'softened', 'inter_relation', 'intra_relation',
-           'dist_loss', 'intra_loss']
+__all__ = ['pearson', 'inter_relation', 'intra_relation', 'dist_loss',
+           'intra_loss']
 
 
 def pearson(x: Tensor, y: Tensor, dims: Sequence[int],
@@ -61,6 +61,8 @@ def pearson(x: Tensor, y: Tensor, dims: Sequence[int],
     def constant(v):
         # All kept entries equal. Exact, unlike a variance of 0: a constant
         # vector's mean can round off its value by an ulp.
+        if not v.numel():  # no entry to reduce
+            return v.sum(dims) == 0
         if weight is None:
             return v.amax(dims) <= v.amin(dims)
         kept = weight > 0
@@ -76,14 +78,18 @@ def pearson(x: Tensor, y: Tensor, dims: Sequence[int],
     return torch.where(defined, (xc * yc).sum(dims) * scale, 0.)
 
 
-def softened(logits: Tensor, temperature: float,
-             finite: Optional[Tensor] = None) -> Tensor:
-    """``softmax(logits / T)`` over the classes of a ``(B, C, P)`` map, NaN
-    in the columns where ``finite`` (``(B, P)``) is False."""
-    probs = torch.softmax(logits / temperature, dim=1)
-    if finite is None or bool(finite.all()):
-        return probs
-    return torch.where(finite[:, None], probs, float('nan'))
+def _probabilities(student, teacher, labels, ignore_index, temperature):
+    """``(p, q, valid)``: ``(B, C, P)`` softened student and teacher
+    distributions (NaN in a row with a non-finite logit, zeros' softmax in
+    an ignored one) and the ``(B, P)`` valid rows (None: all)."""
+    s3, t3, _, valid = prepare_rows(student, teacher, labels, ignore_index)
+    finite = finite_rows(s3, t3)
+    p = torch.softmax(s3 / temperature, dim=1)
+    q = torch.softmax(t3 / temperature, dim=1)
+    if not bool(finite.all()):
+        p = torch.where(finite[:, None], p, float('nan'))
+        q = torch.where(finite[:, None], q, float('nan'))
+    return p, q, valid
 
 
 def inter_relation(p: Tensor, q: Tensor) -> Tensor:
@@ -113,7 +119,8 @@ def intra_relation(p: Tensor, q: Tensor, valid: Optional[Tensor],
     if not per_image:
         values = values[None]
     if valid is None:
-        counted = torch.ones_like(values, dtype=torch.bool)
+        counted = torch.full_like(values, p.shape[0] * p.shape[2] > 0,
+                                  dtype=torch.bool)
     else:
         has_pixels = valid.any(dim=1) if per_image else valid.any()[None]
         counted = has_pixels[:, None].expand(values.shape)
@@ -164,10 +171,8 @@ def dist_loss(student: Tensor,
     if gamma and reduction == 'none':
         raise ValueError("reduction='none' needs gamma=0: the intra-class "
                          'term is one number per class, not per pixel')
-    s3, t3, _, valid = prepare_rows(student, teacher, labels, ignore_index)
-    finite = finite_rows(s3, t3)
-    p = softened(s3, temperature, finite)
-    q = softened(t3, temperature, finite)
+    p, q, valid = _probabilities(student, teacher, labels, ignore_index,
+                                 temperature)
     loss = reduce_rows(beta * inter_relation(p, q).reshape(-1),
                        None if valid is None else valid.reshape(-1),
                        reduction)
@@ -186,8 +191,6 @@ def intra_loss(student: Tensor,
                reduction: str = 'mean') -> Tensor:
     """DIST's ``intra`` alone (the term the ``*-dist`` losses add), with the
     arguments of :func:`dist_loss`."""
-    s3, t3, _, valid = prepare_rows(student, teacher, labels, ignore_index)
-    finite = finite_rows(s3, t3)
-    return _intra_term(softened(s3, temperature, finite),
-                       softened(t3, temperature, finite), valid, per_image,
-                       reduction)
+    p, q, valid = _probabilities(student, teacher, labels, ignore_index,
+                                 temperature)
+    return _intra_term(p, q, valid, per_image, reduction)

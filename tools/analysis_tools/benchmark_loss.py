@@ -8,6 +8,11 @@ Three implementations, measured in one run so their ratios are meaningful:
   subtracting ``1000 * mask`` from logits/T.
 * ``plain``: this package's exact log-space path (``use_fused=False``).
 * ``fused``: this package's fused loss-and-gradient path (default).
+* ``fused+intra``: the fused path plus DIST's intra-class term
+  (``intra_weight=1``, the official ``*-dist`` methods: GDKD-DIST for
+  ``--losses gdkd``).
+* ``dist``: ``DISTLoss`` (DIST's correlations; one plain autograd path),
+  on the same inputs, whatever ``--losses`` says.
 
 With both ``reference`` and ``plain`` run, each shape also prints the plain
 path's time and peak memory as multiples of the reference design's.
@@ -28,6 +33,8 @@ Examples::
 
     python tools/analysis_tools/benchmark_loss.py --out work_dirs/bench.json
     python tools/analysis_tools/benchmark_loss.py --device cpu --quick
+    python tools/analysis_tools/benchmark_loss.py --device cpu --quick \
+        --methods fused fused+intra dist
 """
 import argparse
 import json
@@ -44,7 +51,8 @@ from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gdkd_seg.losses import DKDLoss, GDKD3Loss, GDKDLoss, KDLoss  # noqa
+from gdkd_seg.losses import (DISTLoss, DKDLoss, GDKD3Loss,  # noqa
+                             GDKDLoss, KDLoss)
 from gdkd_seg.losses.fused import fused_partitioned_kl  # noqa
 from official_defects import official_gdkd  # noqa
 
@@ -69,12 +77,16 @@ LOSSES = {
 
 
 def make_method(name, loss):
-    """``reference``, ``plain``, ``fused`` or a Triton configuration:
-    ``fused:KERNEL``, ``fused:KERNEL:BLOCK_P:num_warps`` or
-    ``fused:BLOCK_P:num_warps`` (KERNEL: ``tile`` or ``class_loop``)."""
+    """``reference``, ``plain``, ``fused``, ``fused+intra``, ``dist`` or a
+    Triton configuration: ``fused:KERNEL``, ``fused:KERNEL:BLOCK_P:num_warps``
+    or ``fused:BLOCK_P:num_warps`` (KERNEL: ``tile`` or ``class_loop``)."""
     if name == 'reference':
         assert loss == 'gdkd', 'the reference design is GDKD'
         return lambda s, t, y: official_gdkd(s, t)
+    if name == 'dist':
+        return DISTLoss()
+    if name == 'fused+intra':
+        return LOSSES[loss](intra_weight=1.0)
     module = LOSSES[loss](use_fused=name != 'plain')
     if name.startswith('fused:'):
         config = tuple(v if v.isalpha() or '_' in v else int(v)
@@ -269,8 +281,9 @@ def main():
                         choices=list(LOSSES))
     parser.add_argument('--methods', nargs='+',
                         default=['reference', 'plain', 'fused'],
-                        help='reference, plain, fused, or a Triton '
-                        'configuration: fused:KERNEL[:BLOCK_P:num_warps] '
+                        help='reference, plain, fused, fused+intra, dist, '
+                        'or a Triton configuration: '
+                        'fused:KERNEL[:BLOCK_P:num_warps] '
                         '(KERNEL tile or class_loop) or '
                         'fused:BLOCK_P:num_warps')
     parser.add_argument('--dtypes', nargs='+', default=['float32'])
