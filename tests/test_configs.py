@@ -12,13 +12,15 @@
 * Distillation losses name every parameter; segmentation ones carry the
   official segmentation settings.
 * Segmentation: per teacher/student pair and data set the distiller is built
-  once, every config of the pair takes a training step on a tiny synthetic
-  batch (the KD value checked against a float64 computation with the
-  teacher's map resized to the student's grid), and nothing touches
-  mmcv-lite's stand-in ops. One config per pair trains through mmengine's
-  Runner on generated Cityscapes-format data exactly as tools/train.py does
-  (slow) and saves a checkpoint without the teacher. Classification models
-  build without the stand-in ops (test_cls_configs.py trains them).
+  once (per student model where protocols differ), every config of the pair
+  takes a training step on a tiny synthetic batch (the plain KD value
+  checked against a float64 computation with the teacher's map resized to
+  the student's grid), and nothing touches mmcv-lite's stand-in ops. One
+  config per pair, and one of DIST and of each ``*-dist`` method, trains
+  through mmengine's Runner on generated Cityscapes-format data exactly as
+  tools/train.py does (slow) and saves a checkpoint without the teacher.
+  The 8xb2-40k MobileNetV2 students have no auxiliary head. Classification
+  models build without the stand-in ops (test_cls_configs.py trains them).
 """
 import argparse
 import ast
