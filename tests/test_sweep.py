@@ -28,7 +28,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FAKE_TRAIN = osp.join(ROOT, 'tests', 'fixtures', 'fake_train.py')
 DEMO = 'configs/demo/{}_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_' \
     'synthetic-cityscapes-128x256.py'
-GDKD, DKD = DEMO.format('gdkd'), DEMO.format('dkd')
+GDKD, DKD, DIST = (DEMO.format(m) for m in ('gdkd', 'dkd', 'dist'))
 K = 'model.distill_losses.*.k'
 W2 = 'model.distill_losses.*.w2'
 BETA = 'model.distill_losses.*.beta'
@@ -306,6 +306,24 @@ def test_grid_over_seeds_writes_the_report_and_a_rerun_trains_nothing(
                        train_script=FAKE_TRAIN)
     with pytest.raises(ValueError, match='was started with other settings'):
         run_sweep(other)
+
+
+def test_one_call_compares_gdkd_with_dist_seed_by_seed(tmp_path, monkeypatch):
+    """docs/tuning.md's command: DIST first (the reference) at its own
+    values, GDKD over w2, the same seeds; the fake mIoU is beta + seed/10
+    for DIST (beta 1) and 30 + w2 + seed/10 for GDKD (k 3)."""
+    monkeypatch.setenv('FAKE_TRAIN_LOG', str(tmp_path / 'runs.jsonl'))
+    work = str(tmp_path / 'sweep')
+    sweep = plan_sweep([DIST, GDKD], [parse_grid(f'{W2}=1,2')], [0, 1], work,
+                       train_script=FAKE_TRAIN)
+    assert [t.label for t in sweep.targets] == ['dist', 'gdkd']
+    assert [[p.key for p in t.params] for t in sweep.targets] == [[], [W2]]
+    assert run_sweep(sweep) == 6
+    write_report(collect_results(sweep), work)
+    assert table_rows(work) == [
+        '| dist |  | 1.00 | 1.10 | **1.05 ± 0.07** | +0.00 ± 0.00 |\n',
+        '| gdkd | 1 | 31.00 | 31.10 | 31.05 ± 0.07 | +30.00 ± 0.00 |\n',
+        '| gdkd | 2 | 32.00 | 32.10 | **32.05 ± 0.07** | +31.00 ± 0.00 |\n']
 
 
 def test_tpe_search_trains_the_requested_number_of_points(

@@ -46,14 +46,19 @@ RUNS = {
     'cityscapes-128x256.py',
     'GDKD': 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
     'cityscapes-128x256.py',
-    # Opt-in (--methods ... GDKD3 GDKD-adaptive LSKD): the three-group split
-    # top-1 / top-2..k / rest, per-pixel k, and KD on z-scored logits.
+    # Opt-in (--methods ... GDKD3 GDKD-adaptive LSKD DIST GDKD-DIST): the
+    # three-group split top-1 / top-2..k / rest, per-pixel k, KD on z-scored
+    # logits, DIST, and GDKD plus DIST's intra-class relation.
     'GDKD3': 'gdkd3_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
     'cityscapes-128x256.py',
     'GDKD-adaptive': 'gdkd-adaptive_deeplabv3-r18_deeplabv3-r18w16_1xb8-'
     '300it_synthetic-cityscapes-128x256.py',
     'LSKD': 'lskd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
     'cityscapes-128x256.py',
+    'DIST': 'dist_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
+    'cityscapes-128x256.py',
+    'GDKD-DIST': 'gdkd-dist_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_'
+    'synthetic-cityscapes-128x256.py',
 }
 DEFAULT_METHODS = ['student', 'KD', 'DKD', 'GDKD']
 POLL_SECONDS = 2  # how often the run's scalars.json is read
