@@ -35,7 +35,7 @@ setup(
     extras_require={
         # mmcv is not declared by default: full mmcv (compiled ops) and
         # mmcv-lite both provide the `mmcv` package and must not be installed
-        # together. Tested: Python 3.11, torch 2.14.1 (README, Install).
+        # together. Tested: Python 3.11, torch 2.14.1 (docs/get_started.md, Install).
         'lite': read_requirements('mmcv_lite.txt'),
         'full': ['mmcv>=2.0.0rc4,<2.2.0'],
         'cityscapes': ['cityscapesscripts'],
