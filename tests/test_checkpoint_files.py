@@ -3,6 +3,7 @@ no leftovers, and ``--resume`` survives a bad ``last_checkpoint``."""
 import builtins
 import os
 import os.path as osp
+import re
 import shutil
 import signal
 import socket
@@ -202,7 +203,7 @@ def test_other_machines_temporaries_are_left_alone(next_step, tmp_path):
     """A shared work dir: a process id that is not alive here may be a
     writer in flight on another machine."""
     other, = _killed_mid_save(str(tmp_path / 'iter_2.pth'), host='node.b_7')
-    assert '@node-b-7.' in other
+    assert '@node-b-7-' in other
     unknown = tmp_path / '.iter_1.pth.999999999.0123abcd.tmp'
     unknown.write_bytes(b'no machine named')
     if next_step == 'save':
@@ -219,6 +220,15 @@ def test_long_host_names_that_differ_at_the_end_stay_apart(monkeypatch):
         monkeypatch.setattr(socket, 'gethostname', lambda: host)
         tags.add(host_tag())
     assert len(tags) == 2 and all(len(t) == 32 for t in tags)
+
+
+def test_host_names_that_sanitise_alike_stay_apart(monkeypatch):
+    tags = []
+    for host in ('gpu_01', 'gpu.01', 'gpu-01'):
+        monkeypatch.setattr(socket, 'gethostname', lambda: host)
+        tags.append(host_tag())
+    assert len(set(tags)) == 3 and tags[2] == 'gpu-01'
+    assert all(re.fullmatch(r'gpu-01-[0-9a-f]{8}', t) for t in tags[:2])
 
 
 def test_resume_picks_the_highest_iteration_that_loads(trained, tmp_path):
