@@ -167,6 +167,21 @@ def test_runner_resumes_past_an_empty_pointer(trained, tmp_path):
     assert f'last_checkpoint is empty: resuming from {work_dir}' in log
 
 
+def test_runner_resumes_past_a_pointer_to_a_corrupt_file(trained, tmp_path):
+    work_dir = tmp_path / 'run'
+    newest = work_dir / f'iter_{ITERS}.pth'
+    _copy_run(trained, tmp_path, str(newest))
+    newest.write_bytes(newest.read_bytes()[:1000])
+    runner = toy_runner(work_dir, resume=True)
+    runner.load_or_resume()
+    assert runner.iter == ITERS - 1
+    log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
+    assert f'not resuming from {newest}: checkpoint' in log
+    assert 'is corrupt, truncated' in log
+    assert f"last_checkpoint names '{newest}', which does not load: " \
+        f'resuming from {work_dir}/iter_{ITERS - 1}.pth' in log
+
+
 def _killed_mid_save(path, host=None):
     """Fork a process that dies in atomic_write_bytes before its rename
     (seen by the files as running on machine ``host``, if given)."""
