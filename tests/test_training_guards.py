@@ -133,6 +133,28 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert saved(tmp_path) == []
 
 
+class Huge(Toy):
+    """A finite loss of about 1e30: Adam's squared gradient overflows
+    while its normalised step, and so the weights, stay finite."""
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return {'loss': self.linear(torch.stack(inputs)).mean() * 1e30}
+
+
+def test_non_finite_optimizer_state_is_never_saved(tmp_path):
+    runner = guarded_runner(
+        tmp_path, model=Huge(),
+        optim_wrapper=dict(optimizer=dict(type='Adam', lr=0.1)))
+    with pytest.raises(
+            NonFiniteLossError,
+            match=r"iteration 1: 2 optimizer state tensors are not finite, "
+            r"e\.g\. \['state\.0\.exp_avg_sq', 'state\.1\.exp_avg_sq'\]; "
+            r'the checkpoint was not saved'):
+        runner.train()
+    assert saved(tmp_path) == []
+    assert all(torch.isfinite(p).all() for p in runner.model.parameters())
+
+
 def test_a_teacher_with_nan_weights_is_refused_with_the_tensors_name(tmp_path):
     weights = nn.Linear(2, 3).state_dict()
     weights['bias'][1] = float('nan')
