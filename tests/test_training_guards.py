@@ -21,7 +21,7 @@ from gdkd_seg.engine import NonFiniteLossError, RandomStateHook
 from test_checkpoint_files import toy_runner
 from test_end_to_end import GDKD
 from test_user_path import TOY_CONFIG, launch_args
-from toy_run import Toy
+from toy_run import Toy, ToyInputs
 
 CLS_CONFIG = 'configs/cls/fashion_mnist/gdkd_resnet8w8_resnet8w4_1xb64-5e_' \
     'fashion-mnist-5k.py'
@@ -197,7 +197,12 @@ class Noisy(Toy):
         return {'loss': (out - noise).pow(2).mean()}
 
 
-def test_a_resumed_run_equals_the_straight_run_bit_for_bit(tmp_path):
+# (resumed at, stopped at, data workers): 4 iterations make an epoch, so
+# resuming at 6 re-creates the data loader's iterator while it skips.
+@pytest.mark.parametrize('stop,total,workers', [(2, 4, 0), (6, 8, 0),
+                                                (6, 8, 2)])
+def test_a_resumed_run_equals_the_straight_run_bit_for_bit(
+        stop, total, workers, tmp_path):
 
     def run(work_dir, iters, resume=False):
         torch.manual_seed(0)  # the same initial weights
@@ -206,12 +211,17 @@ def test_a_resumed_run_equals_the_straight_run_bit_for_bit(tmp_path):
             model=Noisy(),
             resume=resume,
             randomness=dict(seed=0, deterministic=True),
+            train_dataloader=dict(
+                dataset=ToyInputs(),
+                sampler=dict(type='DefaultSampler', shuffle=True),
+                batch_size=2,
+                num_workers=workers),
             train_cfg=dict(by_epoch=False, max_iters=iters)).train()
         return safe_torch_load(work_dir / f'iter_{iters}.pth')
 
-    straight = run(tmp_path / 'straight', 4)
-    run(tmp_path / 'resumed', 2)
-    resumed = run(tmp_path / 'resumed', 4, resume=True)
+    straight = run(tmp_path / 'straight', total)
+    run(tmp_path / 'resumed', stop)
+    resumed = run(tmp_path / 'resumed', total, resume=True)
     for key, value in straight['state_dict'].items():
         assert torch.equal(resumed['state_dict'][key], value), key
     # Tensors and plain data: torch's weights_only load takes it as it is.
