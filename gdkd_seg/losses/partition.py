@@ -48,8 +48,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 __all__ = [
     'GroupRule', 'AdaptiveCut', 'PartitionSpec', 'KL_TYPES',
-    'TEMPERATURE_RANGE', 'check_finite', 'check_weight', 'kd', 'dkd', 'gdkd',
-    'gdkd3'
+    'TEMPERATURE_RANGE', 'check_finite', 'check_temperature', 'check_weight',
+    'kd', 'dkd', 'gdkd', 'gdkd3'
 ]
 
 # The direction of the within-group KLs: 'forward' KL(q^g || p^g) (the
@@ -122,21 +122,13 @@ class PartitionSpec:
                              f'{self.kl_type!r}')
         object.__setattr__(self, 'rule', GroupRule(self.rule))
         object.__setattr__(self, 'cuts', tuple(self.cuts))
-        object.__setattr__(self, 'leaf_weights',
-                           tuple(float(w) for w in self.leaf_weights))
-        check_finite('temperature', self.temperature)
-        low, high = TEMPERATURE_RANGE
-        if self.temperature <= 0:
-            raise ValueError(
-                f'temperature must be > 0, got {self.temperature}')
-        if not low <= self.temperature <= high:
-            raise ValueError(
-                f'temperature must be in [{low:g}, {high:g}] (where float32 '
-                f'computes the loss to its rounding), got '
-                f'{self.temperature:g}')
+        object.__setattr__(self, 'leaf_weights', tuple(self.leaf_weights))
+        check_temperature(self.temperature)
         check_weight('the group weight (w0, alpha)', self.group_weight)
         for g, w in enumerate(self.leaf_weights):
             check_weight(f'the leaf weight of group {g}', w)
+        object.__setattr__(self, 'leaf_weights',
+                           tuple(float(w) for w in self.leaf_weights))
         object.__setattr__(self, 'temperature', float(self.temperature))
         object.__setattr__(self, 'group_weight', float(self.group_weight))
         if self.rule == GroupRule.LABEL and (self.cuts or self.adaptive):
@@ -182,6 +174,19 @@ class PartitionSpec:
             what = 'max_k' if self.adaptive is not None else 'k'
             raise ValueError(f'{what} must be in [1, {num_classes}] (the '
                              f'number of classes), got {deepest}')
+
+
+def check_temperature(value) -> None:
+    """Raise ValueError unless ``value`` is a finite number in
+    :data:`TEMPERATURE_RANGE`."""
+    check_finite('temperature', value)
+    low, high = TEMPERATURE_RANGE
+    if value <= 0:
+        raise ValueError(f'temperature must be > 0, got {value}')
+    if not low <= value <= high:
+        raise ValueError(
+            f'temperature must be in [{low:g}, {high:g}] (where float32 '
+            f'computes the loss to its rounding), got {value:g}')
 
 
 def check_finite(name: str, value) -> None:
