@@ -49,12 +49,14 @@ def table_rows(work_dir):
 def test_specs_parse_and_name_what_is_wrong():
     param = parse_grid('a.b=1, 2.5,adaptive,"x",None')
     assert param.choices == (1, 2.5, 'adaptive', 'x', None)
+    assert len(parse_grid('a=1,1.0,True').choices) == 3
     param = parse_range('w2=1:16:log')
     assert (param.low, param.high, param.log) == (1, 16, True)
     assert parse_range('k=1|3').choices == (1, 3)
     for spec, message in [('k=', 'the grid is empty'),
                           ('k=1,,2', 'an empty value'),
                           ('k=1,1', 'listed twice'),
+                          ("k=adaptive,'adaptive'", 'listed twice'),
                           ('k=[1,', 'does not parse'),
                           ('k=[1,2]', 'must be numbers, strings'),
                           ('k', 'write KEY=VALUES')]:
@@ -118,6 +120,29 @@ def test_bad_input_fails_before_anything_trains(tmp_path):
         tool.main([GDKD, '--grid', f'{K}=1,3', '--report-only',
                    '--work-dir', str(tmp_path / 'cli')])
     assert not (tmp_path / 'cli').exists()
+
+
+@pytest.mark.parametrize('spec,message', [
+    (f'{W2}=2,-1', r'w2=-1: model\.distill_losses\.decode_head\.w2 is '
+     r'refused by GDKDLoss: the leaf weight of group 1 must be >= 0'),
+    (f'{W2}=True', 'refused by GDKDLoss: the leaf weight of group 1 must be '
+     'a finite number, got True'),
+    (f"{W2}='abc'", 'leaf weight of group 1 must be a finite number'),
+    (f'{K}=0', r'k=0: .*refused by GDKDLoss: cuts \(k\) must be'),
+    (f'{K}=None', 'refused by GDKDLoss: cuts'),
+    ('model.distill_losses.*.temperature=1e9',
+     r'temperature must be in \[0\.0001, 100\]'),
+    ('model.distill_losses.*.loss_weight=-3', 'loss_weight must be >= 0'),
+    ('optim_wrapper.optimizer.lr=-0.1',
+     'lr=-0.1: optim_wrapper.optimizer.lr is refused by SGD: Invalid '
+     'learning rate: -0.1'),
+])
+def test_values_the_losses_or_optimizer_refuse_fail_at_plan_time(
+        spec, message, tmp_path):
+    with pytest.raises(SweepSpecError, match=message):
+        plan_sweep([GDKD], [parse_grid(spec)], [0], str(tmp_path / 'run'),
+                   train_script=FAKE_TRAIN)
+    assert not (tmp_path / 'run').exists()
 
 
 def sweep_tool():
