@@ -181,6 +181,9 @@ def test_a_bad_storage_or_work_dir_ends_in_one_line(tmp_path):
         (['--work-dir', str(tmp_path / 'afile')], 'afile is a file'),
         (['--work-dir', str(tmp_path / 'afile' / 'sub')], 'afile is a file'),
     ]
+    # A driver that is not installed, or a server that is not there.
+    cases.append((['--storage', 'postgresql://u:s3cret@localhost:1/db'],
+                  '--storage postgresql://u:***@localhost:1/db: '))
     for argv, message in cases:
         argv = [GDKD, '--grid', f'{K}=1', '--train-script', FAKE_TRAIN,
                 '--work-dir', str(tmp_path / 'sweep'), *argv]
@@ -188,6 +191,7 @@ def test_a_bad_storage_or_work_dir_ends_in_one_line(tmp_path):
             tool.main(argv)
         assert message in str(err.value.code), argv
         assert '\n' not in str(err.value.code)
+        assert 's3cret' not in str(err.value.code)
 
 
 def test_points_that_read_alike_never_share_a_folder(tmp_path, monkeypatch):
