@@ -371,7 +371,8 @@ def _teacher_ckpt(url, work_dir):
     return net.backbone.weight
 
 
-def _test_or_export(url, work_dir):  # tools/test.py, tools/export_student.py
+# tools/test.py, tools/model_converters/export_student.py
+def _test_or_export(url, work_dir):
     state, _ = load_student_state(url)
     return state['backbone.weight']
 
@@ -703,8 +704,8 @@ def test_a_missing_url_names_the_url(zoo):
 
 def test_export_drops_the_config_string_and_loads_a_numpy_1_file(
         tmp_path, monkeypatch):
-    """tools/export_student.py on an mmseg 0.x model-zoo file: the plain
-    checkpoint keeps the meta but no Python config."""
+    """tools/model_converters/export_student.py on an mmseg 0.x model-zoo
+    file: the plain checkpoint keeps the meta but no Python config."""
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     config = str(tmp_path / 'narrow_pspnet.py')  # a PSPNet-R18, 1/8 wide
@@ -722,7 +723,8 @@ def test_export_drops_the_config_string_and_loads_a_numpy_1_file(
     out = tmp_path / 'plain.pth'
     monkeypatch.setattr(sys, 'argv', [
         'export_student.py', config, str(tmp_path / 'zoo.pth'), str(out)])
-    runpy.run_path('tools/export_student.py', run_name='__main__')
+    runpy.run_path(
+        'tools/model_converters/export_student.py', run_name='__main__')
     exported = safe_torch_load(out)
     assert 'config' not in exported['meta']
     assert exported['meta']['CLASSES'] == ('road', 'sidewalk')

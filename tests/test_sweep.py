@@ -530,7 +530,8 @@ def test_demo_config_trains_for_real_and_scores_its_logged_miou(tmp_path):
     assert run_sweep(sweep, log=lambda line: None) == 1
     point = collect_results(sweep)['targets'][0]['points'][0]
     seed = point['seeds']['3']
-    assert seed['work_dir'].endswith('gdkd/k=2/seed3')
+    # LABEL/SLUG-HASH/seedN: the point's readable name and 8 hex digits.
+    assert re.search(r'/gdkd/k=2-[0-9a-f]{8}/seed3$', seed['work_dir'])
     assert (seed['value'], seed['step']) == best_metric(seed['work_dir'])
     assert 0 <= seed['value'] <= 100
     from mmengine.config import Config

@@ -123,11 +123,11 @@ def test_mmseg_tools_build_the_written_student_config(
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
     student = str(tmp_path / 'student.py')
-    run_tool(osp.join(ROOT, 'tools', 'student_config.py'),
+    run_tool(osp.join(ROOT, 'tools', 'misc', 'student_config.py'),
              [config, '-o', student], monkeypatch)
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)  # print_config also writes ./example.py
-    run_tool(osp.join(ROOT, 'tools', 'mmseg_tool.py'),
+    run_tool(osp.join(ROOT, 'tools', 'misc', 'mmseg_tool.py'),
              ['print_config', student], monkeypatch)
     assert "type='EncoderDecoder'" in capsys.readouterr().out
 
@@ -263,8 +263,8 @@ def test_user_guide_inference_snippet_runs(tmp_path, monkeypatch):
 
 
 def test_mmseg_tool_names_a_missing_or_ambiguous_tool():
-    find_tool = runpy.run_path(osp.join(ROOT, 'tools',
-                                        'mmseg_tool.py'))['find_tool']
+    find_tool = runpy.run_path(
+        osp.join(ROOT, 'tools', 'misc', 'mmseg_tool.py'))['find_tool']
     assert find_tool('get_flops').endswith(
         osp.join('analysis_tools', 'get_flops.py'))
     assert find_tool('misc/browse_dataset.py').endswith(

@@ -3,8 +3,8 @@
     python tools/demo.py [--seeds 0 1 2] [--restart] [--iters N]
 
 1. writes the synthetic Cityscapes-format data set if it is missing
-   (tools/generate_synthetic_cityscapes.py; same layout, dataset class,
-   pipelines and metric as real Cityscapes);
+   (tools/dataset_converters/generate_synthetic_cityscapes.py; same layout,
+   dataset class, pipelines and metric as real Cityscapes);
 2. trains the demo teacher, then the student alone, with KD, with DKD and
    with GDKD, from the same seed and schedule (configs/demo/, which inherit
    the Cityscapes configs), each through tools/train.py;

@@ -1,5 +1,6 @@
 # The demo student alone, on the embedded synthetic Cityscapes-format data
-# (written by tools/generate_synthetic_cityscapes.py; run by tools/demo.py).
+# (written by tools/dataset_converters/generate_synthetic_cityscapes.py; run
+# by tools/demo.py).
 # Same data pipeline, dataset class and metric as the Cityscapes configs,
 # shrunk to images of 128x256, crops of 64x128 and a ResNet-18 of width 16
 # so that the whole demo runs on 2 CPU cores. Schedule and lr (300

@@ -3,8 +3,8 @@
     python tools/deploy/export_onnx.py CONFIG CHECKPOINT OUT.onnx \
         [--shape H W] [--dynamic] [--opset N]
 
-CONFIG and CHECKPOINT are what ``tools/export_student.py`` takes: a
-distillation config (gdkd_seg's ``SegDistiller`` or mmrazor's) and its
+CONFIG and CHECKPOINT are what ``tools/model_converters/export_student.py``
+takes: a distillation config (gdkd_seg's ``SegDistiller`` or mmrazor's) and its
 checkpoint, or a plain student config and checkpoint. The graph maps a float
 ``(N, 3, H, W)`` batch of images (0..255, BGR as OpenCV loads them) to the
 ``(N, num_classes, H, W)`` logits of mmseg's ``predict``, preprocessing
