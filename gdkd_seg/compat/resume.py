@@ -8,8 +8,8 @@ missing although checkpoints were saved, mmengine fails with ``checkpoint
 corrupt file, the resume fails although older checkpoints are intact.
 :func:`find_latest_checkpoint` keeps mmengine's answer when it names a file
 that loads (a URL is kept as it is), and otherwise falls back, with
-warnings that name the bad file and why, to the newest complete ``iter_*.pth``/``epoch_*.pth``
-in the work dir: the highest iteration (or epoch) number whose file loads
+warnings that name the bad file and why, to the newest complete
+``iter_*.pth``/``epoch_*.pth`` in the work dir: the highest iteration (or epoch) number whose file loads
 through :func:`.safe_torch_load` (file times are not trusted: a copy or a
 shared file system changes them). It also removes this machine's stale
 temporaries there (see :mod:`.atomic_write`).

@@ -24,9 +24,11 @@ has none. A resumed run makes the passes it skips after the restore, so
 those draws would shift its global random state away from the straight
 run's. ``before_train`` therefore gives a training data loader without a
 generator one of its own, seeded with the run's seed: both runs then draw
-the same sequence from it, and the global state is left to the model. Validation runs between a save and the next
-iteration, so it gets its own copy of the state and gives it back: how
-often a run validates does not change its training randomness.
+the same sequence from it, and the global state is left to the model.
+
+Validation runs between a save and the next iteration, so it gets its own
+copy of the state and gives it back: how often a run validates does not
+change its training randomness.
 
 Only the main process saves: under DDP every rank restores rank 0's state,
 which is every rank's state unless ``randomness.diff_rank_seed=True`` (then
