@@ -421,8 +421,8 @@ def summary_table(results) -> str:
     for name, runs in results.items():
         miou = np.array([m['mIoU'] for m in runs])
         spread = f' ± {miou.std(ddof=1):.2f}' if len(miou) > 1 else ''
-        delta = '' if name in ('teacher', 'student') else \
-            f'{miou.mean() - student:+.2f}'
+        delta = '' if name in ('teacher', 'student') or np.isnan(student) \
+            else f'{miou.mean() - student:+.2f}'
         times = [m['wall_time_s'] for m in runs if m['wall_time_s']]
         wall = _hms(np.mean(times)) if times else 'reused'
         rows.append(f'| {name} | {len(runs)} | {miou.mean():.2f}{spread} | '
