@@ -35,11 +35,12 @@ setup(
     extras_require={
         # mmcv is not declared by default: full mmcv (compiled ops) and
         # mmcv-lite both provide the `mmcv` package and must not be installed
-        # together. Tested: Python 3.11, torch 2.14.1 (README, Install).
+        # together. Tested: Python 3.11, torch 2.14.1 (docs/get_started.md, Install).
         'lite': read_requirements('mmcv_lite.txt'),
         'full': ['mmcv>=2.0.0rc4,<2.2.0'],
         'cityscapes': ['cityscapesscripts'],
         'cls': ['mmpretrain==1.2.0', 'torchvision'],
+        'deploy': read_requirements('deploy.txt'),
         'mmrazor': read_requirements('mmrazor.txt'),
         'sweep': read_requirements('sweep.txt'),
         'tests': read_requirements('tests.txt'),

@@ -3,6 +3,7 @@ no leftovers, and ``--resume`` survives a bad ``last_checkpoint``."""
 import builtins
 import os
 import os.path as osp
+import re
 import shutil
 import signal
 import socket
@@ -166,6 +167,21 @@ def test_runner_resumes_past_an_empty_pointer(trained, tmp_path):
     assert f'last_checkpoint is empty: resuming from {work_dir}' in log
 
 
+def test_runner_resumes_past_a_pointer_to_a_corrupt_file(trained, tmp_path):
+    work_dir = tmp_path / 'run'
+    newest = work_dir / f'iter_{ITERS}.pth'
+    _copy_run(trained, tmp_path, str(newest))
+    newest.write_bytes(newest.read_bytes()[:1000])
+    runner = toy_runner(work_dir, resume=True)
+    runner.load_or_resume()
+    assert runner.iter == ITERS - 1
+    log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
+    assert f'not resuming from {newest}: checkpoint' in log
+    assert 'is corrupt, truncated' in log
+    assert f"last_checkpoint names '{newest}', which does not load: " \
+        f'resuming from {work_dir}/iter_{ITERS - 1}.pth' in log
+
+
 def _killed_mid_save(path, host=None):
     """Fork a process that dies in atomic_write_bytes before its rename
     (seen by the files as running on machine ``host``, if given)."""
@@ -202,7 +218,7 @@ def test_other_machines_temporaries_are_left_alone(next_step, tmp_path):
     """A shared work dir: a process id that is not alive here may be a
     writer in flight on another machine."""
     other, = _killed_mid_save(str(tmp_path / 'iter_2.pth'), host='node.b_7')
-    assert '@node-b-7.' in other
+    assert '@node-b-7-' in other
     unknown = tmp_path / '.iter_1.pth.999999999.0123abcd.tmp'
     unknown.write_bytes(b'no machine named')
     if next_step == 'save':
@@ -219,6 +235,15 @@ def test_long_host_names_that_differ_at_the_end_stay_apart(monkeypatch):
         monkeypatch.setattr(socket, 'gethostname', lambda: host)
         tags.add(host_tag())
     assert len(tags) == 2 and all(len(t) == 32 for t in tags)
+
+
+def test_host_names_that_sanitise_alike_stay_apart(monkeypatch):
+    tags = []
+    for host in ('gpu_01', 'gpu.01', 'gpu-01'):
+        monkeypatch.setattr(socket, 'gethostname', lambda: host)
+        tags.append(host_tag())
+    assert len(set(tags)) == 3 and tags[2] == 'gpu-01'
+    assert all(re.fullmatch(r'gpu-01-[0-9a-f]{8}', t) for t in tags[:2])
 
 
 def test_resume_picks_the_highest_iteration_that_loads(trained, tmp_path):

@@ -371,7 +371,8 @@ def _teacher_ckpt(url, work_dir):
     return net.backbone.weight
 
 
-def _test_or_export(url, work_dir):  # tools/test.py, tools/export_student.py
+# tools/test.py, tools/model_converters/export_student.py
+def _test_or_export(url, work_dir):
     state, _ = load_student_state(url)
     return state['backbone.weight']
 
@@ -552,6 +553,23 @@ def test_loading_leaves_history_buffer_statistics_alone(tmp_path):
     assert buffer.statistics('mean') == pytest.approx(2.0)
 
 
+def test_a_buffer_keeps_its_data_and_nothing_else(tmp_path):
+    """Statistics methods forged into one buffer's own state (under the
+    attribute name the class reads them from) are dropped too."""
+    path = tmp_path / 'forged.pth'
+    buffer = HistoryBuffer([1.0, 2.0, 100.0], [1, 1, 1], max_length=7)
+    buffer.__dict__['_statistics_methods'] = {
+        'mean': HistoryBuffer.max, 'current': HistoryBuffer.max}
+    torch.save({'message_hub': {'log_scalars': {'loss': buffer}}}, path)
+    buffer = _load_checkpoint(str(path))['message_hub']['log_scalars'][
+        'loss']
+    assert '_statistics_methods' not in vars(buffer)
+    assert buffer.statistics('mean') == pytest.approx(103 / 3)
+    assert buffer.statistics('current') == 100.0
+    assert buffer.max_length == 7
+    assert buffer.data[0].tolist() == [1.0, 2.0, 100.0]
+
+
 def _zip_bomb(path):
     """A zip checkpoint whose one tensor, 2**24 floats (64 MiB), is stored
     deflated: a file of about 64 KiB."""
@@ -569,13 +587,33 @@ def _zip_bomb(path):
                     out.write(bytes(1 << 20))
 
 
+def _declared_twice(path, legacy):
+    """Two tensors of one 4-float storage whose key is declared first as
+    2**33 floats (what torch allocates), then as its real 4."""
+    sizes = iter([2**33])
+
+    class Pickler(pickle._Pickler):
+
+        def save_pers(self, pid):
+            super().save_pers((*pid[:4], next(sizes, pid[4]), *pid[5:]))
+
+    shared = torch.zeros(4)
+    module = types.SimpleNamespace(__name__='crafted', Pickler=Pickler,
+                                   dump=pickle.dump)
+    torch.save({'a': shared, 'b': shared[2:]}, path, pickle_module=module,
+               _use_new_zipfile_serialization=not legacy)
+
+
 @pytest.mark.parametrize('make', [
     _zip_bomb,
+    functools.partial(_declared_twice, legacy=True),
+    functools.partial(_declared_twice, legacy=False),
     # 2**33 floats (32 GiB) declared by a storage of 4
     functools.partial(save_crafted, {'w': torch.zeros(4)}, numel=2**33),
     functools.partial(save_crafted, {'w': torch.zeros(4)}, legacy=False,
                       numel=2**33),
-], ids=['zip-bomb', 'legacy-numel', 'zip-numel'])
+], ids=['zip-bomb', 'legacy-key-twice', 'zip-key-twice', 'legacy-numel',
+        'zip-numel'])
 def test_declared_sizes_far_beyond_the_file_are_refused_unallocated(
         make, tmp_path):
     path = tmp_path / 'huge.pth'
@@ -666,8 +704,8 @@ def test_a_missing_url_names_the_url(zoo):
 
 def test_export_drops_the_config_string_and_loads_a_numpy_1_file(
         tmp_path, monkeypatch):
-    """tools/export_student.py on an mmseg 0.x model-zoo file: the plain
-    checkpoint keeps the meta but no Python config."""
+    """tools/model_converters/export_student.py on an mmseg 0.x model-zoo
+    file: the plain checkpoint keeps the meta but no Python config."""
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     config = str(tmp_path / 'narrow_pspnet.py')  # a PSPNet-R18, 1/8 wide
@@ -685,7 +723,8 @@ def test_export_drops_the_config_string_and_loads_a_numpy_1_file(
     out = tmp_path / 'plain.pth'
     monkeypatch.setattr(sys, 'argv', [
         'export_student.py', config, str(tmp_path / 'zoo.pth'), str(out)])
-    runpy.run_path('tools/export_student.py', run_name='__main__')
+    runpy.run_path(
+        'tools/model_converters/export_student.py', run_name='__main__')
     exported = safe_torch_load(out)
     assert 'config' not in exported['meta']
     assert exported['meta']['CLASSES'] == ('road', 'sidewalk')

@@ -18,7 +18,8 @@ DEBIAN_SRC = '/usr/share/datasets/fashion-mnist'
 
 def load_sweep_tool():
     spec = importlib.util.spec_from_file_location(
-        'cls_fashion_mnist_sweep', 'tools/cls_fashion_mnist_sweep.py')
+        'cls_fashion_mnist_sweep',
+        'tools/analysis_tools/cls_fashion_mnist_sweep.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -29,11 +30,11 @@ def data_root(tmp_path_factory):
     if osp.isfile('data/fashion_mnist/t10k-labels-idx1-ubyte'):
         return 'data/fashion_mnist'
     if not osp.isfile(osp.join(DEBIAN_SRC, 'train-images-idx3-ubyte.gz')):
-        pytest.skip('Fashion-MNIST is not installed: run '
-                    '`bash tools/get_fashion_mnist.sh` (as root it installs '
-                    "Debian's dataset-fashion-mnist package)")
+        pytest.skip('Fashion-MNIST is not installed: run `bash '
+                    'tools/dataset_converters/get_fashion_mnist.sh` (as root '
+                    "it installs Debian's dataset-fashion-mnist package)")
     dest = tmp_path_factory.mktemp('fashion_mnist')
-    subprocess.run(['bash', 'tools/get_fashion_mnist.sh',
+    subprocess.run(['bash', 'tools/dataset_converters/get_fashion_mnist.sh',
                     str(dest)],
                    check=True)
     return str(dest)

@@ -6,17 +6,21 @@
   against the content.
 * Its folder has a README and a metafile.yaml that lists exactly the
   folder's configs, with their data, batch, teacher (config and weights as
-  published in mmseg's model zoo) and results only where measured here.
+  published in mmseg's model zoo), results only where measured here, and
+  published numbers (``Published Results``) with their source, as the
+  folder's README gives them.
 * Distillation losses name every parameter; segmentation ones carry the
   official segmentation settings.
 * Segmentation: per teacher/student pair and data set the distiller is built
-  once, every config of the pair takes a training step on a tiny synthetic
-  batch (the KD value checked against a float64 computation with the
-  teacher's map resized to the student's grid), and nothing touches
-  mmcv-lite's stand-in ops. One config per pair trains through mmengine's
-  Runner on generated Cityscapes-format data exactly as tools/train.py does
-  (slow) and saves a checkpoint without the teacher. Classification models
-  build without the stand-in ops (test_cls_configs.py trains them).
+  once (per student model where protocols differ), every config of the pair
+  takes a training step on a tiny synthetic batch (the plain KD value
+  checked against a float64 computation with the teacher's map resized to
+  the student's grid), and nothing touches mmcv-lite's stand-in ops. One
+  config per pair, and one of DIST and of each ``*-dist`` method, trains
+  through mmengine's Runner on generated Cityscapes-format data exactly as
+  tools/train.py does (slow) and saves a checkpoint without the teacher.
+  The 8xb2-40k MobileNetV2 students have no auxiliary head. Classification
+  models build without the stand-in ops (test_cls_configs.py trains them).
 """
 import argparse
 import ast
@@ -85,19 +89,23 @@ METHOD_LOSSES = {'kd': 'KDLoss', 'dkd': 'DKDLoss', 'gdkd': 'GDKDLoss',
 # The official segmentation settings: KD, DKD and GDKD from the authors'
 # Cityscapes code (ZaberKo/seg-gdkd; its DKD is alpha 1, beta 2, T 1);
 # GDKD3 takes the official GDKD3 top-k 4 (ZaberKo/GDKD) and the rest from
-# the segmentation GDKD. Configs write every parameter: defaults may change.
+# the segmentation GDKD; DIST and the weight of the intra-class relation the
+# official ``*-dist`` methods add from the same code (its dist.py and
+# ``dist_intra_weight``). Configs write every parameter: defaults may change.
 SEG_LOSS_SETTINGS = {
     'KDLoss': dict(temperature=1.0),
     'DKDLoss': dict(alpha=1.0, beta=2.0, temperature=1.0),
     'GDKDLoss': dict(k=3, temperature=1.0, w0=1.0, w1=1.0, w2=2.0),
     'GDKD3Loss': dict(k=4, temperature=1.0, w0=1.0, w1=1.0, w2=2.0),
-    'DISTLoss': dict(temperature=1.0, beta=1.0, gamma=1.0),
+    'DISTLoss': dict(beta=1.0, gamma=1.0, temperature=1.0,
+                     per_image_intra=False),
 }
+RELATION_WEIGHT = 1.0  # intra_weight of kd-dist, dkd-dist and gdkd-dist
 SOURCES = {'KDLoss': ['ZaberKo/seg-gdkd'], 'DKDLoss': ['ZaberKo/seg-gdkd'],
            'GDKDLoss': ['ZaberKo/seg-gdkd'],
            'GDKD3Loss': ['ZaberKo/GDKD', 'ZaberKo/seg-gdkd'],
-           'DISTLoss': ['ZaberKo/seg-gdkd']}
-AUX_WEIGHT = 0.4  # the CIRKD protocol
+           'DISTLoss': ['ZaberKo/seg-gdkd', 'hunto/DIST_KD']}
+AUX_WEIGHT = 0.4  # the official trainer's, for ResNet students
 # Logit stride of each decode head: the heads' maps differ in size when a
 # SegFormer (1/4) learns from a DeepLabV3 (1/8).
 HEAD_STRIDES = {'ASPPHead': 8, 'PSPHead': 8, 'SegformerHead': 4}
@@ -117,7 +125,7 @@ RUNNER_CONFIGS = [
 # Folders whose metafile may hold results: the runs measured here.
 DEMO_RUNS = {'teacher': 'teacher', 'student': 'student', 'kd': 'KD',
              'dkd': 'DKD', 'gdkd': 'GDKD', 'gdkd-adaptive': 'GDKD-adaptive',
-             'gdkd3': 'GDKD3'}
+             'gdkd3': 'GDKD3', 'dist': 'DIST', 'gdkd-dist': 'GDKD-DIST'}
 FASHION_ROWS = {'teacher': 'teacher', 'student': 'student alone',
                 'kd': 'KD', 'dkd': 'DKD', 'gdkd': 'GDKD', 'gdkd3': 'GDKD3',
                 'dist': 'DIST', 'lskd': 'LSKD'}
@@ -345,7 +353,8 @@ def repo_path(path):
 
 @pytest.mark.parametrize('folder', sorted({osp.dirname(p) for p in CONFIGS}))
 def test_folder_has_a_readme_and_a_metafile_that_matches_its_configs(folder):
-    assert osp.isfile(osp.join(ROOT, folder, 'README.md'))
+    with open(osp.join(ROOT, folder, 'README.md')) as f:
+        readme = f.read()
     with open(osp.join(ROOT, folder, 'metafile.yaml')) as f:
         meta = yaml.safe_load(f)
     collections = {c['Name']: c for c in meta['Collections']}
@@ -381,6 +390,13 @@ def test_folder_has_a_readme_and_a_metafile_that_matches_its_configs(folder):
             assert metadata['Student'] == dict(Config=cfg.student_cfg_path)
         else:
             assert 'Teacher' not in metadata and 'Student' not in metadata
+        # Published numbers are cited with their source, on the README row
+        # of the config they were published for.
+        for published in model.get('Published Results', []):
+            assert 'README.md' in published['Source']
+            miou = f"{published['Metrics']['mIoU']:.2f}"
+            assert any(miou in row and osp.basename(config) in row
+                       for row in readme.splitlines()), (config, miou)
         # Results are runs measured here, never published numbers.
         if 'Results' in model:
             seeds, metrics = measured[config.split('/')[-1].split('_')[0]]
@@ -405,6 +421,10 @@ def test_segmentation_losses_carry_the_official_settings(config):
             expected['k'] = 'adaptive'
         if name['method'] == 'lskd':
             expected['standardize'] = 'global'
+        if name['method'].endswith('-dist'):
+            expected['intra_weight'] = RELATION_WEIGHT
+        else:
+            assert not loss.get('intra_weight'), head
         assert {key: loss.get(key) for key in expected} == expected, head
         assert loss.get('use_fused', True)
         assert all(source in text for source in SOURCES[kind])
@@ -419,11 +439,30 @@ def test_segmentation_losses_carry_the_official_settings(config):
         assert set(losses) == student_heads  # every head the student has
 
 
+def protocol_of(config):
+    """'8xb2-40k', '4xb2-80k', ...: GPUs x batch and schedule."""
+    name = name_of(config)
+    return f"{name['gpus']}xb{name['batch']}-{name['length']}{name['unit']}"
+
+
+@pytest.mark.parametrize('config', [
+    p for p in SEG_CONFIGS if name_of(p)['model'] == 'deeplabv3-mobilenetv2'
+    and protocol_of(p) == '8xb2-40k'])
+def test_the_official_protocol_gives_mobilenetv2_students_no_aux_head(config):
+    """The 8xb2-40k protocol's trainers (winycg/CIRKD, ZaberKo/seg-gdkd
+    train_kd.py) build MobileNetV2 students without an auxiliary head."""
+    model = parse(config).model
+    student = model.student if model.type == 'SegDistiller' else model
+    assert student.get('auxiliary_head') is None
+
+
 def test_classification_losses_name_every_parameter():
     for config in CLS_CONFIGS:
         for loss in distill_losses(parse(config)).values():
             kind = loss_type(loss)
-            assert set(SEG_LOSS_SETTINGS[kind]) <= set(loss), config
+            # A classification row is one image: no per-image intra term.
+            named = set(SEG_LOSS_SETTINGS[kind]) - {'per_image_intra'}
+            assert named <= set(loss), config
             assert loss.get('use_fused', True)
 
 
@@ -595,7 +634,7 @@ def check_distill_step(distiller, model_cfg, config, num_classes):
                               .__name__]
         assert grid.shape == (2, num_classes, SIZE // stride, SIZE // stride)
     kd = distiller.distill_losses['decode_head']
-    if type(kd).__name__ == 'KDLoss':
+    if type(kd).__name__ == 'KDLoss' and not kd.intra_weight:  # plain KD
         labels = torch.stack(
             [s.gt_sem_seg.data for s in fake_batch(num_classes)
              ['data_samples']]).double()
@@ -663,14 +702,43 @@ def run_one_iteration(config, data_root, work_dir):
         runner = Runner.from_cfg(load_config(osp.join(ROOT, config), args))
         runner.train()
     scalars = runner.message_hub.log_scalars
-    losses = [k for k in scalars if re.match(r'train/decode\.loss_.*kd', k)]
-    assert losses and all(
-        torch.isfinite(torch.tensor(scalars[k].current())) for k in losses)
+    losses = runner.model.distill_losses
+    logged = [f"train/{'decode' if head == 'decode_head' else 'aux'}."
+              f'{losses[head].loss_name}' for head in losses]
+    assert all(
+        torch.isfinite(torch.tensor(scalars[k].current())) for k in logged)
     checkpoint = torch.load(osp.join(work_dir, 'iter_1.pth'),
                             map_location='cpu', weights_only=False)
     state = checkpoint['state_dict']
     assert state and all(k.startswith('student.') for k in state)
     return runner.model
+
+
+#: DIST and the official relation-augmented methods: one config of each
+#: trains through the Runner, together every pair and both protocols (with
+#: and without the MobileNetV2 auxiliary head); the pair tests step them all.
+RELATION_METHODS = ('dist', 'kd-dist', 'dkd-dist', 'gdkd-dist')
+RELATION_RUNNER_CONFIGS = [
+    f'configs/{method}/{method}_deeplabv3-r101_{run}_cityscapes-512x1024.py'
+    for method, run in zip(RELATION_METHODS, [
+        'deeplabv3-r18_8xb2-40k', 'pspnet-r18_4xb2-80k',
+        'deeplabv3-mobilenetv2_4xb2-80k', 'deeplabv3-mobilenetv2_8xb2-40k'])]
+
+
+def test_every_relation_method_trains_through_the_runner():
+    assert set(RELATION_RUNNER_CONFIGS) <= set(SEG_CONFIGS)
+    assert {name_of(p)['method'] for p in SEG_CONFIGS
+            if (name_of(p)['method'] or '').endswith('dist')} == \
+        set(RELATION_METHODS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', RELATION_RUNNER_CONFIGS)
+def test_relation_config_trains_one_runner_iteration(config, cityscapes_root,
+                                                     tmp_path):
+    with stand_in_op_lookups() as lookups:
+        run_one_iteration(config, cityscapes_root, tmp_path)
+    assert lookups == []
 
 
 def test_every_pair_trains_through_the_runner():
@@ -692,34 +760,47 @@ def test_pair_builds_and_every_config_takes_a_training_step(
     model = parse(reference).model
     teacher, student = teacher_and_student(parse(reference))
     num_classes = student.decode_head.num_classes
+    # One distiller per model: protocols may differ in the student (the
+    # 8xb2-40k MobileNetV2 has no auxiliary head).
+    models = {json.dumps(without_losses(cfg.model)): cfg.model
+              for cfg in map(parse, configs)
+              if cfg.model.type == 'SegDistiller'}
+    distillers = {}
     torch.manual_seed(0)
     with stand_in_op_lookups() as lookups:
         if runner_config:  # the Runner builds it, from the config file
-            distiller = run_one_iteration(runner_config, cityscapes_root,
-                                          tmp_path)
-        else:
-            distiller = revert_sync_batchnorm(
-                MODELS.build(tiny_build_options(model)))
-        stepped = {json.dumps(model.distill_losses)} if runner_config \
-            else set()
+            distillers[json.dumps(without_losses(model))] = \
+                run_one_iteration(runner_config, cityscapes_root, tmp_path)
+
+        def distiller_of(model):
+            key = json.dumps(without_losses(model))
+            if key not in distillers:
+                distillers[key] = revert_sync_batchnorm(
+                    MODELS.build(tiny_build_options(models[key])))
+            return distillers[key]
+
+        stepped = {json.dumps(model)} if runner_config else set()
         for config in configs:
             cfg = parse(config)
             if cfg.model.type == 'SegDistiller':
-                assert without_losses(cfg.model) == without_losses(model)
-                losses = json.dumps(cfg.model.distill_losses)
-                if losses not in stepped:  # protocols share losses
-                    check_distill_step(distiller, cfg.model, config,
-                                       num_classes)
-                    stepped.add(losses)
+                assert without_losses(dict(cfg.model, student=None)) == \
+                    without_losses(dict(model, student=None))
+                if json.dumps(cfg.model) not in stepped:  # protocols share
+                    check_distill_step(distiller_of(cfg.model), cfg.model,
+                                       config, num_classes)
+                    stepped.add(json.dumps(cfg.model))
             elif cfg.model.type == 'SingleTeacherDistill':  # mmrazor's run
                 assert teacher_and_student(cfg) == (teacher, student)
-            elif cfg.model == student:  # student alone
-                if json.dumps(student) not in STEPPED_STUDENTS:
+            elif any(cfg.model == m.student for m in models.values()):
+                if json.dumps(cfg.model) not in STEPPED_STUDENTS:  # alone
+                    distiller = distiller_of(next(
+                        m for m in models.values() if m.student == cfg.model))
                     log_vars = train_step(distiller.student, num_classes)
                     assert torch.isfinite(log_vars['loss'])
-                    STEPPED_STUDENTS.add(json.dumps(student))
+                    STEPPED_STUDENTS.add(json.dumps(cfg.model))
             else:  # a teacher's own config: the frozen teacher predicts
                 assert cfg.model == teacher, config
+                distiller = distiller_of(model)
                 data = distiller.data_preprocessor(fake_batch(num_classes))
                 with torch.no_grad():
                     losses = distiller.teacher.loss(**data)

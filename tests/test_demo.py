@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -127,8 +128,11 @@ def test_shortened_demo_trains_evaluates_and_reuses(tmp_path):
     assert '| eta --:--]' in out  # before anything was measured
     assert 'eta 0:' in out
     work = tmp_path / 'demo'
+    # What distillation buys: GDKD's student against the teacher.
+    assert re.search(r'^\| student alone \| .* \| [\d.]+ \|$', out, re.M)
+    assert re.search(r'^\| GDKD student \| .* \| [\d.]+ \|$', out, re.M)
     for name in ('summary.md', 'miou.png', 'per_class_iou.png',
-                 'samples.png'):
+                 'samples.png', 'student_vs_teacher.png'):
         assert (work / name).stat().st_size > 0, name
     summary = json.loads((work / 'summary.json').read_text())
     assert len(summary['classes']) == 19
@@ -140,3 +144,16 @@ def test_shortened_demo_trains_evaluates_and_reuses(tmp_path):
     again = demo(tmp_path, '--methods', 'GDKD')
     assert 'training' not in again
     assert again.count('| GDKD | 1 |') == 1 and '| KD |' not in again
+
+
+def test_summary_compares_with_the_student_only_when_it_ran():
+    """A demo run without the student (``--methods DIST GDKD-DIST``) leaves
+    the 'vs student' column empty instead of printing '+nan'."""
+    demo = load_demo()
+    run = dict(mIoU=17.0, aAcc=75.0, wall_time_s=60.0)
+    without = demo.summary_table({'teacher': [run], 'DIST': [run, run]})
+    assert 'nan' not in without
+    assert '| DIST | 2 | 17.00 ± 0.00 |  | 75.00 | 1:00 |' in without
+    with_student = demo.summary_table(
+        {'student': [dict(run, mIoU=16.0)], 'DIST': [run]})
+    assert '| DIST | 1 | 17.00 | +1.00 |' in with_student

@@ -109,13 +109,13 @@ def test_train_crash_resume_test_export(workspace):
 
     # Export, then evaluate with mmseg's own tools/test.py.
     exported, config = str(root / 'student.pth'), str(root / 'student.py')
-    run([sys.executable, 'tools/export_student.py', GDKD,
+    run([sys.executable, 'tools/model_converters/export_student.py', GDKD,
          osp.join(straight, 'iter_4.pth'), exported, '--out-config', config])
     # mmseg's own tools/test.py on the exported config (a plain
-    # EncoderDecoder, no custom_imports), run by tools/mmseg_tool.py, which
-    # imports gdkd_seg first only for its compat layer (mmcv-lite).
+    # EncoderDecoder, no custom_imports), run by tools/misc/mmseg_tool.py,
+    # which imports gdkd_seg first only for its compat layer (mmcv-lite).
     log = run([
-        sys.executable, 'tools/mmseg_tool.py', 'test', config, exported,
+        sys.executable, 'tools/misc/mmseg_tool.py', 'test', config, exported,
         '--work-dir', str(root / 'mmseg_test'), '--cfg-options',
         f'test_dataloader.dataset.data_root={data}'
     ])

@@ -367,6 +367,15 @@ def test_options_off_are_bit_identical_to_the_core(name, monkeypatch):
     (DISTLoss, dict(temperature=math.nan), ValueError, 'temperature'),
     (DISTLoss, dict(per_image_intra='no'), TypeError, 'per_image_intra'),
     (DISTLoss, dict(loss_name='dist'), ValueError, 'loss_'),
+    (DISTLoss, dict(temperature=1e9), ValueError,
+     r'temperature must be in \[0\.0001, 100\]'),
+    (DISTLoss, dict(temperature=1e-5), ValueError, 'temperature must be in'),
+    (GDKDLoss, dict(w2=True), ValueError, 'leaf weight of group 1'),
+    (GDKD3Loss, dict(w1='1'), ValueError, 'leaf weight of group 0'),
+    (KDLoss, dict(ignore_index='255'), TypeError,
+     "ignore_index must be an int or None, got '255'"),
+    (DKDLoss, dict(ignore_index=255.0), TypeError, 'ignore_index'),
+    (KDLoss, dict(loss_name=3), TypeError, 'loss_name must be a str, got 3'),
 ])
 def test_bad_options_raise_naming_the_parameter(cls, kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -236,14 +236,16 @@ def test_checkpoint_exports_to_a_plain_mmseg_student(run):
 
 @pytest.mark.slow
 def test_cli_export_is_tested_by_plain_mmseg(run, tmp_path):
-    """tools/export_student.py on the shipped config (its student given by
-    ``cfg_path``) and mmrazor's checkpoint, then mmseg's own tools/test.py
-    on what it wrote."""
+    """tools/model_converters/export_student.py on the shipped config (its
+    student given by ``cfg_path``) and mmrazor's checkpoint, then mmseg's own
+    tools/test.py on what it wrote."""
     from mmengine.config import Config
     student, config = str(tmp_path / 'student.pth'), str(tmp_path / 'stu.py')
-    run_cli([sys.executable, 'tools/export_student.py', CONFIG,
-             osp.join(run.work_dir, f'iter_{ITERS}.pth'), student,
-             '--out-config', config])
+    run_cli([
+        sys.executable, 'tools/model_converters/export_student.py', CONFIG,
+        osp.join(run.work_dir, f'iter_{ITERS}.pth'), student, '--out-config',
+        config
+    ])
     exported = Config.fromfile(config)
     assert exported.model.type == 'EncoderDecoder'
     assert exported.val_cfg.type == 'ValLoop'
@@ -257,7 +259,7 @@ def test_cli_export_is_tested_by_plain_mmseg(run, tmp_path):
     # The toy data is a train split of 64 x 128 images.
     data_root = run.cfg.train_dataloader.dataset.data_root
     log = run_cli([
-        sys.executable, 'tools/mmseg_tool.py', 'test', config, student,
+        sys.executable, 'tools/misc/mmseg_tool.py', 'test', config, student,
         '--work-dir',
         str(tmp_path / 'test'), '--cfg-options',
         f'test_dataloader.dataset.data_root={data_root}',

@@ -1,5 +1,6 @@
 """Reading mmengine's logged scalars: runs in order, resumes, metrics."""
 import json
+import math
 
 import pytest
 
@@ -39,3 +40,23 @@ def test_empty_work_dir_and_broken_lines(tmp_path):
         read_scalars(str(tmp_path))
     with pytest.raises(ValueError, match="mode must be 'max' or 'min'"):
         best_metric(str(tmp_path), mode='best')
+
+
+@pytest.mark.parametrize('mode', ['max', 'min'])
+def test_non_finite_validations_are_skipped(tmp_path, mode):
+    """A NaN (or inf) first validation is no best value, neither for max
+    (NaN compares false to everything) nor for min."""
+    write_run(tmp_path, '20260101_000000', [
+        dict(mIoU=float('nan'), step=2), dict(mIoU=float('inf'), step=4),
+        dict(mIoU=30.0, step=6), dict(mIoU=40.0, step=8)
+    ])
+    assert best_metric(str(tmp_path), mode=mode) == \
+        ((40.0, 8) if mode == 'max' else (30.0, 6))
+
+
+def test_no_finite_validation_gives_nan(tmp_path):
+    write_run(tmp_path, '20260101_000000', [
+        dict(mIoU=float('nan'), step=2), dict(mIoU=float('-inf'), step=4)
+    ])
+    value, step = best_metric(str(tmp_path))
+    assert math.isnan(value) and step == 4

@@ -28,7 +28,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FAKE_TRAIN = osp.join(ROOT, 'tests', 'fixtures', 'fake_train.py')
 DEMO = 'configs/demo/{}_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_' \
     'synthetic-cityscapes-128x256.py'
-GDKD, DKD = DEMO.format('gdkd'), DEMO.format('dkd')
+GDKD, DKD, DIST = (DEMO.format(m) for m in ('gdkd', 'dkd', 'dist'))
 K = 'model.distill_losses.*.k'
 W2 = 'model.distill_losses.*.w2'
 BETA = 'model.distill_losses.*.beta'
@@ -49,12 +49,14 @@ def table_rows(work_dir):
 def test_specs_parse_and_name_what_is_wrong():
     param = parse_grid('a.b=1, 2.5,adaptive,"x",None')
     assert param.choices == (1, 2.5, 'adaptive', 'x', None)
+    assert len(parse_grid('a=1,1.0,True').choices) == 3
     param = parse_range('w2=1:16:log')
     assert (param.low, param.high, param.log) == (1, 16, True)
     assert parse_range('k=1|3').choices == (1, 3)
     for spec, message in [('k=', 'the grid is empty'),
                           ('k=1,,2', 'an empty value'),
                           ('k=1,1', 'listed twice'),
+                          ("k=adaptive,'adaptive'", 'listed twice'),
                           ('k=[1,', 'does not parse'),
                           ('k=[1,2]', 'must be numbers, strings'),
                           ('k', 'write KEY=VALUES')]:
@@ -120,6 +122,29 @@ def test_bad_input_fails_before_anything_trains(tmp_path):
     assert not (tmp_path / 'cli').exists()
 
 
+@pytest.mark.parametrize('spec,message', [
+    (f'{W2}=2,-1', r'w2=-1: model\.distill_losses\.decode_head\.w2 is '
+     r'refused by GDKDLoss: the leaf weight of group 1 must be >= 0'),
+    (f'{W2}=True', 'refused by GDKDLoss: the leaf weight of group 1 must be '
+     'a finite number, got True'),
+    (f"{W2}='abc'", 'leaf weight of group 1 must be a finite number'),
+    (f'{K}=0', r'k=0: .*refused by GDKDLoss: cuts \(k\) must be'),
+    (f'{K}=None', 'refused by GDKDLoss: cuts'),
+    ('model.distill_losses.*.temperature=1e9',
+     r'temperature must be in \[0\.0001, 100\]'),
+    ('model.distill_losses.*.loss_weight=-3', 'loss_weight must be >= 0'),
+    ('optim_wrapper.optimizer.lr=-0.1',
+     'lr=-0.1: optim_wrapper.optimizer.lr is refused by SGD: Invalid '
+     'learning rate: -0.1'),
+])
+def test_values_the_losses_or_optimizer_refuse_fail_at_plan_time(
+        spec, message, tmp_path):
+    with pytest.raises(SweepSpecError, match=message):
+        plan_sweep([GDKD], [parse_grid(spec)], [0], str(tmp_path / 'run'),
+                   train_script=FAKE_TRAIN)
+    assert not (tmp_path / 'run').exists()
+
+
 def sweep_tool():
     spec = importlib.util.spec_from_file_location('sweep_tool',
                                                   'tools/sweep.py')
@@ -156,6 +181,9 @@ def test_a_bad_storage_or_work_dir_ends_in_one_line(tmp_path):
         (['--work-dir', str(tmp_path / 'afile')], 'afile is a file'),
         (['--work-dir', str(tmp_path / 'afile' / 'sub')], 'afile is a file'),
     ]
+    # A driver that is not installed, or a server that is not there.
+    cases.append((['--storage', 'postgresql://u:s3cret@localhost:1/db'],
+                  '--storage postgresql://u:***@localhost:1/db: '))
     for argv, message in cases:
         argv = [GDKD, '--grid', f'{K}=1', '--train-script', FAKE_TRAIN,
                 '--work-dir', str(tmp_path / 'sweep'), *argv]
@@ -163,6 +191,7 @@ def test_a_bad_storage_or_work_dir_ends_in_one_line(tmp_path):
             tool.main(argv)
         assert message in str(err.value.code), argv
         assert '\n' not in str(err.value.code)
+        assert 's3cret' not in str(err.value.code)
 
 
 def test_points_that_read_alike_never_share_a_folder(tmp_path, monkeypatch):
@@ -306,6 +335,24 @@ def test_grid_over_seeds_writes_the_report_and_a_rerun_trains_nothing(
                        train_script=FAKE_TRAIN)
     with pytest.raises(ValueError, match='was started with other settings'):
         run_sweep(other)
+
+
+def test_one_call_compares_gdkd_with_dist_seed_by_seed(tmp_path, monkeypatch):
+    """docs/tuning.md's command: DIST first (the reference) at its own
+    values, GDKD over w2, the same seeds; the fake mIoU is beta + seed/10
+    for DIST (beta 1) and 30 + w2 + seed/10 for GDKD (k 3)."""
+    monkeypatch.setenv('FAKE_TRAIN_LOG', str(tmp_path / 'runs.jsonl'))
+    work = str(tmp_path / 'sweep')
+    sweep = plan_sweep([DIST, GDKD], [parse_grid(f'{W2}=1,2')], [0, 1], work,
+                       train_script=FAKE_TRAIN)
+    assert [t.label for t in sweep.targets] == ['dist', 'gdkd']
+    assert [[p.key for p in t.params] for t in sweep.targets] == [[], [W2]]
+    assert run_sweep(sweep) == 6
+    write_report(collect_results(sweep), work)
+    assert table_rows(work) == [
+        '| dist |  | 1.00 | 1.10 | **1.05 ± 0.07** | +0.00 ± 0.00 |\n',
+        '| gdkd | 1 | 31.00 | 31.10 | 31.05 ± 0.07 | +30.00 ± 0.00 |\n',
+        '| gdkd | 2 | 32.00 | 32.10 | **32.05 ± 0.07** | +31.00 ± 0.00 |\n']
 
 
 def test_tpe_search_trains_the_requested_number_of_points(
@@ -483,7 +530,8 @@ def test_demo_config_trains_for_real_and_scores_its_logged_miou(tmp_path):
     assert run_sweep(sweep, log=lambda line: None) == 1
     point = collect_results(sweep)['targets'][0]['points'][0]
     seed = point['seeds']['3']
-    assert seed['work_dir'].endswith('gdkd/k=2/seed3')
+    # LABEL/SLUG-HASH/seedN: the point's readable name and 8 hex digits.
+    assert re.search(r'/gdkd/k=2-[0-9a-f]{8}/seed3$', seed['work_dir'])
     assert (seed['value'], seed['step']) == best_metric(seed['work_dir'])
     assert 0 <= seed['value'] <= 100
     from mmengine.config import Config

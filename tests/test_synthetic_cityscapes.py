@@ -297,7 +297,8 @@ def test_foreign_cityscapes_data_is_never_deleted(tmp_path):
 
 
 def test_command_line_tool(tmp_path, capsys):
-    path = osp.join(REPO, 'tools', 'generate_synthetic_cityscapes.py')
+    path = osp.join(REPO, 'tools', 'dataset_converters',
+                    'generate_synthetic_cityscapes.py')
     tool = runpy.run_path(path)  # in process: no second interpreter start
     root = str(tmp_path / 'data')
     montage = str(tmp_path / 'montage.png')

@@ -21,7 +21,7 @@ from gdkd_seg.engine import NonFiniteLossError, RandomStateHook
 from test_checkpoint_files import toy_runner
 from test_end_to_end import GDKD
 from test_user_path import TOY_CONFIG, launch_args
-from toy_run import Toy
+from toy_run import Toy, ToyInputs
 
 CLS_CONFIG = 'configs/cls/fashion_mnist/gdkd_resnet8w8_resnet8w4_1xb64-5e_' \
     'fashion-mnist-5k.py'
@@ -133,6 +133,28 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert saved(tmp_path) == []
 
 
+class Huge(Toy):
+    """A finite loss of about 1e30: Adam's squared gradient overflows
+    while its normalised step, and so the weights, stay finite."""
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return {'loss': self.linear(torch.stack(inputs)).mean() * 1e30}
+
+
+def test_non_finite_optimizer_state_is_never_saved(tmp_path):
+    runner = guarded_runner(
+        tmp_path, model=Huge(),
+        optim_wrapper=dict(optimizer=dict(type='Adam', lr=0.1)))
+    with pytest.raises(
+            NonFiniteLossError,
+            match=r"iteration 1: 2 optimizer state tensors are not finite, "
+            r"e\.g\. \['state\.0\.exp_avg_sq', 'state\.1\.exp_avg_sq'\]; "
+            r'the checkpoint was not saved'):
+        runner.train()
+    assert saved(tmp_path) == []
+    assert all(torch.isfinite(p).all() for p in runner.model.parameters())
+
+
 def test_a_teacher_with_nan_weights_is_refused_with_the_tensors_name(tmp_path):
     weights = nn.Linear(2, 3).state_dict()
     weights['bias'][1] = float('nan')
@@ -175,7 +197,12 @@ class Noisy(Toy):
         return {'loss': (out - noise).pow(2).mean()}
 
 
-def test_a_resumed_run_equals_the_straight_run_bit_for_bit(tmp_path):
+# (resumed at, stopped at, data workers): 4 iterations make an epoch, so
+# resuming at 6 re-creates the data loader's iterator while it skips.
+@pytest.mark.parametrize('stop,total,workers', [(2, 4, 0), (6, 8, 0),
+                                                (6, 8, 2)])
+def test_a_resumed_run_equals_the_straight_run_bit_for_bit(
+        stop, total, workers, tmp_path):
 
     def run(work_dir, iters, resume=False):
         torch.manual_seed(0)  # the same initial weights
@@ -184,12 +211,17 @@ def test_a_resumed_run_equals_the_straight_run_bit_for_bit(tmp_path):
             model=Noisy(),
             resume=resume,
             randomness=dict(seed=0, deterministic=True),
+            train_dataloader=dict(
+                dataset=ToyInputs(),
+                sampler=dict(type='DefaultSampler', shuffle=True),
+                batch_size=2,
+                num_workers=workers),
             train_cfg=dict(by_epoch=False, max_iters=iters)).train()
         return safe_torch_load(work_dir / f'iter_{iters}.pth')
 
-    straight = run(tmp_path / 'straight', 4)
-    run(tmp_path / 'resumed', 2)
-    resumed = run(tmp_path / 'resumed', 4, resume=True)
+    straight = run(tmp_path / 'straight', total)
+    run(tmp_path / 'resumed', stop)
+    resumed = run(tmp_path / 'resumed', total, resume=True)
     for key, value in straight['state_dict'].items():
         assert torch.equal(resumed['state_dict'][key], value), key
     # Tensors and plain data: torch's weights_only load takes it as it is.

@@ -1,8 +1,8 @@
 """The user's path after the Quick start: CPU distributed runs (logged
 config changes, SyncBN reverted on the built model), the batch warning, the
 plain student config of gdkd_seg's and mmrazor's distillers, mmseg's own
-get_flops.py on it, the launchers' Python, and the README's inference
-snippet."""
+get_flops.py on it, the launchers' Python, and the inference snippet
+of docs/train_test.md."""
 import os
 import os.path as osp
 import re
@@ -123,11 +123,11 @@ def test_mmseg_tools_build_the_written_student_config(
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
     student = str(tmp_path / 'student.py')
-    run_tool(osp.join(ROOT, 'tools', 'student_config.py'),
+    run_tool(osp.join(ROOT, 'tools', 'misc', 'student_config.py'),
              [config, '-o', student], monkeypatch)
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)  # print_config also writes ./example.py
-    run_tool(osp.join(ROOT, 'tools', 'mmseg_tool.py'),
+    run_tool(osp.join(ROOT, 'tools', 'misc', 'mmseg_tool.py'),
              ['print_config', student], monkeypatch)
     assert "type='EncoderDecoder'" in capsys.readouterr().out
 
@@ -221,16 +221,20 @@ def test_finished_ddp_runs_exit_0_every_time(tmp_path):
         assert (work_dir / 'iter_2.pth').is_file()
 
 
-def readme_snippet(marker: str) -> str:
-    """The README's python block that contains ``marker``."""
-    with open(osp.join(ROOT, 'README.md')) as f:
+USER_GUIDE = osp.join('docs', 'train_test.md')
+
+
+def doc_snippet(marker: str) -> str:
+    """The user guide's python block that contains ``marker``."""
+    with open(osp.join(ROOT, USER_GUIDE)) as f:
         blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
     found = [b for b in blocks if marker in b]
-    assert len(found) == 1, f'expected one README snippet with {marker!r}'
+    assert len(found) == 1, \
+        f'expected one {USER_GUIDE} snippet with {marker!r}'
     return found[0]
 
 
-def test_readme_inference_snippet_runs(tmp_path, monkeypatch):
+def test_user_guide_inference_snippet_runs(tmp_path, monkeypatch):
     """The snippet as written, in a folder holding what it names: the demo
     configs, a (random) distillation checkpoint and a validation image."""
     import cv2
@@ -238,7 +242,7 @@ def test_readme_inference_snippet_runs(tmp_path, monkeypatch):
     from mmseg.registry import MODELS
 
     from gdkd_seg.apis import student_config
-    snippet = readme_snippet('init_student')
+    snippet = doc_snippet('init_student')
     config, checkpoint, image, painted = re.findall(
         r"'([^']+\.(?:py|pth|png))'", snippet)
     monkeypatch.chdir(tmp_path)
@@ -253,14 +257,14 @@ def test_readme_inference_snippet_runs(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     assert cv2.imwrite(image, rng.integers(0, 255, (64, 128, 3), np.uint8))
     namespace = {}
-    exec(compile(snippet, 'README.md', 'exec'), namespace)
+    exec(compile(snippet, USER_GUIDE, 'exec'), namespace)
     assert namespace['result'].pred_sem_seg.data.shape == (1, 64, 128)
     assert cv2.imread(painted).shape[:2] == (64, 128)
 
 
 def test_mmseg_tool_names_a_missing_or_ambiguous_tool():
-    find_tool = runpy.run_path(osp.join(ROOT, 'tools',
-                                        'mmseg_tool.py'))['find_tool']
+    find_tool = runpy.run_path(
+        osp.join(ROOT, 'tools', 'misc', 'mmseg_tool.py'))['find_tool']
     assert find_tool('get_flops').endswith(
         osp.join('analysis_tools', 'get_flops.py'))
     assert find_tool('misc/browse_dataset.py').endswith(

@@ -3,19 +3,25 @@
     python tools/demo.py [--seeds 0 1 2] [--restart] [--iters N]
 
 1. writes the synthetic Cityscapes-format data set if it is missing
-   (tools/generate_synthetic_cityscapes.py; same layout, dataset class,
-   pipelines and metric as real Cityscapes);
+   (tools/dataset_converters/generate_synthetic_cityscapes.py; same layout,
+   dataset class, pipelines and metric as real Cityscapes);
 2. trains the demo teacher, then the student alone, with KD, with DKD and
    with GDKD, from the same seed and schedule (configs/demo/, which inherit
    the Cityscapes configs), each through tools/train.py;
 3. evaluates every run on the validation split and prints one table (mIoU,
    per-class IoU in summary.json, wall time), and writes figures: mIoU bars,
-   per-class IoU, and sample predictions beside the ground truth.
+   per-class IoU, and sample predictions beside the ground truth;
+4. prints what distillation buys: the distilled student (GDKD, or the
+   first distillation method run) against the teacher and the student alone
+   in parameters, FLOPs, CPU latency in PyTorch and onnxruntime, peak memory
+   and mIoU (tools/analysis_tools/student_vs_teacher.py; needs onnxruntime).
 
 Every run keeps its work dir under --work-dir; a rerun reuses finished runs
 (and the data) unless --restart is given.
 """
 import argparse
+import importlib.util
+import itertools
 import json
 import os
 import os.path as osp
@@ -40,14 +46,19 @@ RUNS = {
     'cityscapes-128x256.py',
     'GDKD': 'gdkd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
     'cityscapes-128x256.py',
-    # Opt-in (--methods ... GDKD3 GDKD-adaptive LSKD): the three-group split
-    # top-1 / top-2..k / rest, per-pixel k, and KD on z-scored logits.
+    # Opt-in (--methods ... GDKD3 GDKD-adaptive LSKD DIST GDKD-DIST): the
+    # three-group split top-1 / top-2..k / rest, per-pixel k, KD on z-scored
+    # logits, DIST, and GDKD plus DIST's intra-class relation.
     'GDKD3': 'gdkd3_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
     'cityscapes-128x256.py',
     'GDKD-adaptive': 'gdkd-adaptive_deeplabv3-r18_deeplabv3-r18w16_1xb8-'
     '300it_synthetic-cityscapes-128x256.py',
     'LSKD': 'lskd_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
     'cityscapes-128x256.py',
+    'DIST': 'dist_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_synthetic-'
+    'cityscapes-128x256.py',
+    'GDKD-DIST': 'gdkd-dist_deeplabv3-r18_deeplabv3-r18w16_1xb8-300it_'
+    'synthetic-cityscapes-128x256.py',
 }
 DEFAULT_METHODS = ['student', 'KD', 'DKD', 'GDKD']
 POLL_SECONDS = 2  # how often the run's scalars.json is read
@@ -332,15 +343,16 @@ def summarize(args, runs, iters, wall):
         results.setdefault(name, []).append(metrics)
         if seed in (None, args.seeds[0]):
             samples[name] = []
-            for data, outputs in iterate_logits(model, loader, 1):
-                for inputs, out in zip(data['inputs'],
-                                       outputs[:args.num_samples]):
-                    if name == 'teacher':
-                        images.append(inputs.permute(1, 2, 0).numpy()[
-                            ..., ::-1].copy())
-                        samples.setdefault('ground truth',
-                                           []).append(out.gt_sem_seg)
-                    samples[name].append(out.pred_sem_seg)
+            pairs = ((inputs, out) for data, outputs in iterate_logits(
+                model, loader, args.num_samples)
+                     for inputs, out in zip(data['inputs'], outputs))
+            for inputs, out in itertools.islice(pairs, args.num_samples):
+                if name == 'teacher':
+                    images.append(inputs.permute(1, 2, 0).numpy()[
+                        ..., ::-1].copy())
+                    samples.setdefault('ground truth',
+                                       []).append(out.gt_sem_seg)
+                samples[name].append(out.pred_sem_seg)
 
     table = summary_table(results)
     print('\n' + table)
@@ -364,6 +376,39 @@ def summarize(args, runs, iters, wall):
     for name in ('summary.md', 'summary.json', 'miou.png',
                  'per_class_iou.png', 'samples.png'):
         print(f'wrote {osp.join(out, name)}')
+    distilled = [n for n in results if run_kind(n) == 'distilled']
+    if distilled:
+        compare_with_teacher(
+            args, runs, iters, 'GDKD' if 'GDKD' in distilled else
+            distilled[0])
+
+
+def compare_with_teacher(args, runs, iters, method, threads=1):
+    """The first seed's ``method`` student against the teacher and the
+    student alone: print the table, write the figure."""
+    if importlib.util.find_spec('onnxruntime') is None:
+        print("no student-vs-teacher table: onnxruntime is not installed "
+              "(pip install -e '.[deploy]')")
+        return
+    from gdkd_seg.analysis import (cost_table, measurement_caption,
+                                   plot_student_vs_teacher,
+                                   student_vs_teacher)
+    first = {name: (config, work_dir) for name, seed, config, work_dir in runs
+             if seed in (None, args.seeds[0])}
+    config, work_dir = first[method]
+    work_dirs = dict(teacher=first['teacher'][1], distilled=work_dir)
+    if 'student' in first:
+        work_dirs['student'] = first['student'][1]
+    shape = (128, 256)  # the demo's images
+    rows = student_vs_teacher(
+        config, final_checkpoint(work_dirs['teacher'], iters),
+        final_checkpoint(work_dir, iters), shape, threads,
+        work_dirs=work_dirs, student_name=f'{method} student')
+    caption = measurement_caption(shape, threads, 20)
+    print(f'\n{cost_table(rows)}\n\n{caption}')
+    figure = osp.join(args.work_dir, 'student_vs_teacher.png')
+    plot_student_vs_teacher(rows, figure, caption)
+    print(f'wrote {figure}')
 
 
 def summary_table(results) -> str:
@@ -376,8 +421,8 @@ def summary_table(results) -> str:
     for name, runs in results.items():
         miou = np.array([m['mIoU'] for m in runs])
         spread = f' ± {miou.std(ddof=1):.2f}' if len(miou) > 1 else ''
-        delta = '' if name in ('teacher', 'student') else \
-            f'{miou.mean() - student:+.2f}'
+        delta = '' if name in ('teacher', 'student') or np.isnan(student) \
+            else f'{miou.mean() - student:+.2f}'
         times = [m['wall_time_s'] for m in runs if m['wall_time_s']]
         wall = _hms(np.mean(times)) if times else 'reused'
         rows.append(f'| {name} | {len(runs)} | {miou.mean():.2f}{spread} | '

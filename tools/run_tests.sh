@@ -6,6 +6,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/setup_env.sh
 # Fashion-MNIST for the classification run (Debian's dataset-fashion-mnist,
 # installed when root); without it that one test is skipped with the reason.
-bash tools/get_fashion_mnist.sh || echo "Fashion-MNIST unavailable: its test will skip"
+bash tools/dataset_converters/get_fashion_mnist.sh || echo "Fashion-MNIST unavailable: its test will skip"
 VENV=${VENV:-.venv}
 exec "$VENV/bin/python" -m pytest "$@"

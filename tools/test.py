@@ -1,12 +1,18 @@
 """Test a segmentor, or the student of a distiller config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-        [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...]
+        [--show] [--show-dir DIR] [--show-interval N] [--tta]
+        [--images PATH] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 
 For a distiller config only the student is built and evaluated; the
 checkpoint may be a distillation checkpoint (ours, ``student.*``, or
-mmrazor's, ``architecture.*``) or a plain mmseg one.
+mmrazor's, ``architecture.*``) or a plain mmseg one. ``--show-dir`` paints
+every test image (every N-th with ``--show-interval N``; mmseg's own hook
+defaults to every 50th batch). ``--images`` runs inference only, on an image
+or a folder of images of any size without labels: the label maps go to
+``--out`` and the painted predictions to ``--show-dir``
+(:func:`gdkd_seg.apis.inference_images`).
 """
 import argparse
 
@@ -14,6 +20,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from gdkd_seg.apis import (add_launch_args, destroy_process_group,
+                           inference_images, init_student,
                            load_config, load_student_state, student_config)
 
 
@@ -27,7 +34,13 @@ def parse_args():
     parser.add_argument(
         '--show-dir', help='directory to save painted predictions')
     parser.add_argument(
+        '--show-interval', type=int, default=1,
+        help='paint every N-th test batch (default: every one)')
+    parser.add_argument(
         '--wait-time', type=float, default=2, help='--show interval (s)')
+    parser.add_argument(
+        '--images', help='inference only: an image or a folder of images '
+        '(no labels, no metric); writes --out and --show-dir')
     parser.add_argument('--tta', action='store_true', help='test time aug')
     add_launch_args(parser)
     return parser.parse_args()
@@ -35,6 +48,16 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if args.show_interval < 1:
+        raise ValueError(f'--show-interval must be >= 1, got '
+                         f'{args.show_interval}')
+    if args.images is not None:
+        if args.show or args.tta:
+            raise ValueError('--images takes --out and --show-dir, not '
+                             '--show or --tta')
+        model = init_student(load_config(args.config, args), args.checkpoint)
+        inference_images(model, args.images, args.out, args.show_dir)
+        return
     cfg = student_config(load_config(args.config, args))
     cfg.load_from = None  # the student's weights are loaded below
     if args.show or args.show_dir:
@@ -42,6 +65,11 @@ def main():
         if hook is None:
             raise KeyError('--show/--show-dir need default_hooks.visualization')
         hook.draw = True
+        hook.interval = args.show_interval
+        # The hook logs `runner.iter`, for which mmengine's Runner builds the
+        # train loop and its data set: the test set stands in, so testing
+        # needs no training data.
+        cfg.train_dataloader = cfg.test_dataloader
         if args.show:
             hook.show = True
             hook.wait_time = args.wait_time

@@ -10,3 +10,7 @@ param_scheduler = [
 ]
 train_cfg = dict(max_iters=40000, val_interval=4000)
 default_hooks = dict(checkpoint=dict(interval=4000, save_best='mIoU'))
+# No auxiliary head: the CIRKD protocol's trainers give MobileNetV2 students
+# none (winycg/CIRKD and ZaberKo/seg-gdkd, train_baseline.py and
+# train_kd.py); mmseg's config has an auxiliary FCN head.
+model = dict(auxiliary_head=None)

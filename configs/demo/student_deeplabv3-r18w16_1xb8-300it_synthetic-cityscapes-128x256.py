@@ -1,5 +1,6 @@
 # The demo student alone, on the embedded synthetic Cityscapes-format data
-# (written by tools/generate_synthetic_cityscapes.py; run by tools/demo.py).
+# (written by tools/dataset_converters/generate_synthetic_cityscapes.py; run
+# by tools/demo.py).
 # Same data pipeline, dataset class and metric as the Cityscapes configs,
 # shrunk to images of 128x256, crops of 64x128 and a ResNet-18 of width 16
 # so that the whole demo runs on 2 CPU cores. Schedule and lr (300
@@ -41,8 +42,10 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=1,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
+# One image per test batch, as in mmseg's configs: the data preprocessor
+# stacks test images unpadded, so real photos of mixed sizes cannot share one.
 val_dataloader = dict(
-    batch_size=8,
+    batch_size=1,
     num_workers=1,
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader

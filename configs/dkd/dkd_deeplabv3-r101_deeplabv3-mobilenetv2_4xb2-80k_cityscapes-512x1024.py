@@ -3,8 +3,10 @@ _base_ = '../_base_/distill/deeplabv3-r101_deeplabv3-mobilenetv2_4xb2-80k_citysc
 # official segmentation DKD (ZaberKo/seg-gdkd, losses/distiller/dkd.py).
 # (beta 8 is the DKD paper's CIFAR-100 value.)
 distill_loss = dict(type='DKDLoss', alpha=1.0, beta=2.0, temperature=1.0)
-# Decode-head logits at 1/8 resolution; the auxiliary FCN head with
-# weight 0.4 (the CIRKD protocol).
+# Decode-head logits at 1/8 resolution; mmseg's MobileNetV2 model has an
+# auxiliary FCN head (mmseg's mobilenet_v2 config), distilled with weight
+# 0.4 as the official trainer does for ResNet students (ZaberKo/seg-gdkd,
+# train_kd.py; its MobileNetV2 students have no auxiliary head).
 model = dict(
     distill_losses=dict(
         decode_head=distill_loss,

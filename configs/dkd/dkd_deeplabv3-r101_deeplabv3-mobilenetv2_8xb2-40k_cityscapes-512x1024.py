@@ -3,9 +3,7 @@ _base_ = '../_base_/distill/deeplabv3-r101_deeplabv3-mobilenetv2_8xb2-40k_citysc
 # official segmentation DKD (ZaberKo/seg-gdkd, losses/distiller/dkd.py).
 # (beta 8 is the DKD paper's CIFAR-100 value.)
 distill_loss = dict(type='DKDLoss', alpha=1.0, beta=2.0, temperature=1.0)
-# Decode-head logits at 1/8 resolution; the auxiliary FCN head with
-# weight 0.4 (the CIRKD protocol).
-model = dict(
-    distill_losses=dict(
-        decode_head=distill_loss,
-        auxiliary_head=dict(distill_loss, loss_weight=0.4)))
+# Decode-head logits at 1/8 resolution only: the official trainer gives
+# MobileNetV2 students no auxiliary head (ZaberKo/seg-gdkd, train_kd.py;
+# the student config drops mmseg's).
+model = dict(distill_losses=dict(decode_head=distill_loss))

@@ -3,8 +3,10 @@ _base_ = '../_base_/distill/deeplabv3-r101_deeplabv3-mobilenetv2_4xb4-160k_ade20
 # (ZaberKo/seg-gdkd); the authors published none for ADE20K.
 distill_loss = dict(
     type='GDKDLoss', k=3, temperature=1.0, w0=1.0, w1=1.0, w2=2.0)
-# Decode-head logits at 1/8 resolution; the auxiliary FCN head with
-# weight 0.4 (the CIRKD protocol).
+# Decode-head logits at 1/8 resolution; mmseg's MobileNetV2 model has an
+# auxiliary FCN head (mmseg's mobilenet_v2 config), distilled with weight
+# 0.4 as the official trainer does for ResNet students (ZaberKo/seg-gdkd,
+# train_kd.py; its MobileNetV2 students have no auxiliary head).
 model = dict(
     distill_losses=dict(
         decode_head=distill_loss,

@@ -1,4 +1,5 @@
 """Figures a person would rather look at than read (matplotlib, Agg)."""
+import textwrap
 from typing import Dict, List, Sequence
 
 import matplotlib
@@ -282,3 +283,34 @@ def plot_teacher_maps(images: List[np.ndarray], columns: Dict[str, List],
     fig.savefig(out_file, dpi=90, bbox_inches='tight')
     plt.close(fig)
 
+
+
+def plot_student_vs_teacher(rows: List[dict], out_file: str,
+                            title: str) -> None:
+    """One panel per measure (parameters, FLOPs, latency in PyTorch and
+    onnxruntime, peak memory, mIoU), a bar per model: the rows of
+    :func:`gdkd_seg.analysis.deployment.student_vs_teacher`."""
+    names = [r['name'] for r in rows]
+    colours = _colours(len(rows))
+    panels = [('parameters (M)', [r['params'] / 1e6 for r in rows]),
+              ('GFLOPs', [r['flops'] / 1e9 for r in rows]),
+              ('PyTorch latency (ms)', [r['torch_ms'] for r in rows]),
+              ('onnxruntime latency (ms)', [r['onnx_ms'] for r in rows]),
+              ('peak memory (MiB)', [r['peak_mb'] for r in rows])]
+    if all(r.get('mIoU') is not None for r in rows):
+        panels.append(('mIoU (%)', [r['mIoU'] for r in rows]))
+    fig, axes = plt.subplots(1, len(panels),
+                             figsize=(2.3 * len(panels), 3.4))
+    for ax, (label, values) in zip(axes, panels):
+        bars = ax.bar(range(len(rows)), values, color=colours)
+        ax.bar_label(bars, labels=[f'{v:.3g}' for v in values], padding=2,
+                     fontsize=7)
+        ax.set_xticks(range(len(rows)), names, rotation=30, ha='right',
+                      fontsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.margins(y=0.15)
+        ax.grid(axis='y', alpha=0.3)
+    fig.suptitle(textwrap.fill(title, 100), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=120)
+    plt.close(fig)

@@ -12,6 +12,7 @@ read (demo, sweep), rather than scraping the console.
 """
 import glob
 import json
+import math
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -74,14 +75,19 @@ def best_metric(work_dir: str,
         mode (str): ``'max'`` or ``'min'``.
 
     Returns:
-        tuple | None: ``(value, step)``, the earliest step on ties; None if
-        no validation logged ``key``.
+        tuple | None: ``(value, step)``, the earliest step on ties, among
+        the finite values; ``(nan, step)`` of the last validation if none
+        is finite (a diverged run stays visible); None if no validation
+        logged ``key``.
     """
     if mode not in ('max', 'min'):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-    points = [(float(r[key]), int(r['step']))
+    logged = [(float(r[key]), int(r['step']))
               for r in read_scalars(work_dir).val if key in r]
-    if not points:
+    if not logged:
         return None
+    points = [p for p in logged if math.isfinite(p[0])]
+    if not points:
+        return math.nan, logged[-1][1]
     sign = -1 if mode == 'max' else 1
     return min(points, key=lambda p: (sign * p[0], p[1]))

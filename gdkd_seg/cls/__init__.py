@@ -12,7 +12,7 @@ load it with ``custom_imports=dict(imports=['gdkd_seg.cls'])``.
 - ``backbones``: the CIFAR networks of the KD literature and ImageNet
   MobileNet-V1 (the CIFAR ResNet-50 is mmpretrain's ``ResNet_CIFAR``);
 - ``mdistiller_ckpt``: renames mdistiller's CIFAR checkpoints to these
-  networks' keys (``tools/convert_mdistiller_cifar.py``).
+  networks' keys (``tools/model_converters/convert_mdistiller_cifar.py``).
 """
 from .backbones import (CifarMobileNetV2, CifarResNet, CifarShuffleNetV1,
                         CifarShuffleNetV2, CifarVGG, CifarWideResNet,

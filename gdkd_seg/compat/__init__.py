@@ -1,7 +1,7 @@
 """Every change ``import gdkd_seg`` makes outside the package, in one place.
 
 :func:`apply` runs once on import; each change does nothing where it is not
-needed, and the README lists them with their reasons:
+needed, and docs/reliability.md lists them with their reasons:
 
 1. ``sys.modules['mmcv._ext']``: a stand-in whose ops raise when called, so
    mmseg imports with mmcv-lite (:mod:`.mmcv_ops`; not with full mmcv).

@@ -10,9 +10,11 @@ file either fully old or fully new.
 The temporary is created the way ``open(path, 'wb')`` creates a file, so
 the result gets the same mode (``0o666`` less the umask; an overwritten file
 keeps its mode). Its name, ``.NAME.PID@HOST.RANDOM.tmp``, records the
-writing process and machine (HOST is the host name with every character
-outside ``[A-Za-z0-9-]`` replaced by ``-``; a longer one than 32 characters
-is cut to 23 and a hash of the whole name appended): a write
+writing process and machine (HOST is the host name if it is at most 32
+characters of ``[A-Za-z0-9-]``; otherwise its first 23 characters, each
+one outside that set replaced by ``-``, then ``-`` and 8 hex digits of a
+hash of the whole name, so names that differ only in the replaced
+characters or past the cut stay apart): a write
 killed before the rename leaves it behind, and the next write into that
 directory (or a resume from it) on the same machine removes it once its
 process is gone. Temporaries of other machines sharing the directory (a
@@ -41,8 +43,8 @@ def host_tag() -> str:
     """This machine's name as temporaries carry it (see the module
     docstring)."""
     host = socket.gethostname()
-    tag = re.sub(r'[^A-Za-z0-9-]', '-', host) or '-'
-    if len(tag) > 32:  # names differing only at the end stay apart
+    tag = re.sub(r'[^A-Za-z0-9-]', '-', host)
+    if tag != host or len(tag) > 32:  # gpu_01, gpu.01 and gpu-01 stay apart
         tag = f'{tag[:23]}-{hashlib.sha256(host.encode()).hexdigest()[:8]}'
     return tag
 

@@ -4,10 +4,12 @@
 in ``WORK_DIR/last_checkpoint``. If that file is empty (a plain mmengine
 write that was interrupted), names a checkpoint that was deleted, or is
 missing although checkpoints were saved, mmengine fails with ``checkpoint
-'' does not exist`` or starts from scratch. :func:`find_latest_checkpoint`
-keeps mmengine's answer when it names an existing file, and otherwise falls
-back, with a warning, to the newest complete ``iter_*.pth``/``epoch_*.pth``
-in the work dir: the highest iteration (or epoch) number whose file loads
+'' does not exist`` or starts from scratch; if it names a truncated or
+corrupt file, the resume fails although older checkpoints are intact.
+:func:`find_latest_checkpoint` keeps mmengine's answer when it names a file
+that loads (a URL is kept as it is), and otherwise falls back, with
+warnings that name the bad file and why, to the newest complete
+``iter_*.pth``/``epoch_*.pth`` in the work dir: the highest iteration (or epoch) number whose file loads
 through :func:`.safe_torch_load` (file times are not trusted: a copy or a
 shared file system changes them). It also removes this machine's stale
 temporaries there (see :mod:`.atomic_write`).
@@ -41,11 +43,13 @@ _RESUMING_MODULES = ('mmengine.runner', 'mmengine.runner.runner',
                      'mmengine.runner._flexible_runner')
 
 
-def newest_complete_checkpoint(work_dir: str) -> Optional[str]:
+def newest_complete_checkpoint(work_dir: str,
+                               skip: Optional[str] = None) -> Optional[str]:
     """The complete ``iter_N.pth``/``epoch_N.pth`` with the highest N.
 
     Complete means it loads (:func:`.safe_torch_load`); newer files that do
-    not are skipped with a warning that says why.
+    not are skipped with a warning that says why, and so is ``skip`` (a
+    path already found not to load).
     """
     found = []
     for name in os.listdir(work_dir):
@@ -54,15 +58,20 @@ def newest_complete_checkpoint(work_dir: str) -> Optional[str]:
             found.append((int(match[1]), name))
     for _, name in sorted(found, reverse=True):
         path = osp.join(work_dir, name)
-        try:
-            safe_torch_load(path, map_location='cpu')
-        except (CorruptCheckpointError, UnsafeCheckpointError,
-                OSError) as err:
-            print_log(f'not resuming from {path}: {err}', logger='current',
-                      level=logging.WARNING)
-            continue
-        return path
+        if path != skip and _loads(path):
+            return path
     return None
+
+
+def _loads(path: str) -> bool:
+    """Whether ``path`` loads; if not, a warning says why."""
+    try:
+        safe_torch_load(path, map_location='cpu')
+    except (CorruptCheckpointError, UnsafeCheckpointError, OSError) as err:
+        print_log(f'not resuming from {path}: {err}', logger='current',
+                  level=logging.WARNING)
+        return False
+    return True
 
 
 def find_latest_checkpoint(work_dir: str) -> Optional[str]:
@@ -78,13 +87,20 @@ def find_latest_checkpoint(work_dir: str) -> Optional[str]:
         return None
     remove_stale_temporaries(work_dir)
     pointed = mmengine_checkpoint.find_latest_checkpoint(work_dir)
-    if pointed and ('://' in pointed or osp.isfile(pointed)):
+    if pointed and '://' in pointed:
         return pointed
-    newest = newest_complete_checkpoint(work_dir)
+    if pointed and osp.isfile(pointed):
+        if _loads(pointed):
+            return pointed
+        problem = f'names {pointed!r}, which does not load'
+    elif pointed is None:
+        problem = 'is missing'
+    else:
+        problem = 'is empty' if not pointed else \
+            f'names {pointed!r}, which does not exist'
+    newest = newest_complete_checkpoint(work_dir, skip=pointed)
     if pointed is None and newest is None:
         return None  # nothing saved yet; mmengine said so
-    problem = 'is missing' if pointed is None else 'is empty' \
-        if not pointed else f'names {pointed!r}, which does not exist'
     action = 'starting from scratch' if newest is None else \
         f'resuming from {newest}, the newest complete checkpoint there'
     print_log(

@@ -10,7 +10,8 @@ numpy 1.x wrote, which model-zoo and older mmengine checkpoints hold) and
 this module's loads (``torch.serialization.safe_globals``), never
 process-wide. A ``HistoryBuffer`` is restored as plain data: its own
 ``__setstate__`` would copy the checkpoint's statistics methods into the
-class, for every buffer of the process. It pickles those methods through
+class, for every buffer of the process; only the buffer's data (its values,
+counts and maximum length) is kept. It pickles those methods through
 ``builtins.getattr(HistoryBuffer, 'min')``; rather than allowing
 ``getattr`` on anything, that name resolves to a function that only returns
 public methods of HistoryBuffer.
@@ -30,7 +31,8 @@ loader.
 
 Before anything is allocated, the sizes a checkpoint declares (its zip
 entries, and the tensor storages its pickle names, read from the pickle's
-opcodes without running them) are compared with its file: torch stores
+opcodes without running them, each storage key at its largest declaration)
+are compared with its file: torch stores
 tensors uncompressed, so
 more than :data:`MAX_EXPANSION` times the file's size is a crafted or
 broken file (a zip bomb, a storage of 2**33 floats in 16 bytes), refused as
@@ -104,10 +106,14 @@ class _LoadedHistoryBuffer(HistoryBuffer):
     set as data, without the checkpoint's statistics methods (see the module
     docstring), and the object is then a plain ``HistoryBuffer``."""
 
+    # What a HistoryBuffer holds as data; everything else in a checkpoint's
+    # state (statistics methods under any name) is dropped.
+    _DATA_KEYS = ('max_length', '_log_history', '_count_history')
+
     def __setstate__(self, state: dict) -> None:
         self._set_default_statistics()
         self.__dict__.update(
-            (k, v) for k, v in state.items() if k != 'statistics_methods')
+            (k, v) for k, v in state.items() if k in self._DATA_KEYS)
         self.__class__ = HistoryBuffer
 
 
@@ -272,7 +278,10 @@ def _storage_bytes(stream) -> int:
             if isinstance(pid, tuple) and len(pid) >= 5 \
                     and pid[0] == 'storage':
                 numel = pid[4] if isinstance(pid[4], int) else math.inf
-                declared[pid[2]] = numel * _element_size(pid[1])
+                # torch allocates a key's storage at its first declaration
+                # and reuses it; the largest one bounds every order.
+                declared[pid[2]] = max(declared.get(pid[2], 0),
+                                       numel * _element_size(pid[1]))
             stack.append(unknown)
         elif op.arg is not None and not op.stack_before \
                 and len(op.stack_after) == 1:

@@ -8,13 +8,16 @@ by then; this hook runs at ``NORMAL`` priority, before ``CheckpointHook``
 checkpoint or score of that iteration. A step can also make the weights
 non-finite while the loss that produced it was finite (an absurd learning
 rate): ``before_save_checkpoint`` refuses to write such weights, naming
-the tensor. Checking the loss before the optimizer step would need an
+the tensor. A huge finite loss can likewise leave the weights finite but
+the optimizer's state infinite (Adam's ``exp_avg_sq``, the squared
+gradient), which poisons every later step: the optimizer state is checked
+the same way, naming the entry (``state.0.exp_avg_sq``). Checking the loss before the optimizer step would need an
 ``OptimWrapper`` subclass, which every ``optim_wrapper`` type of a config
 (``AmpOptimWrapper`` under ``--amp``, ...) would have to be; a hook works
 with all of them.
 """
 import math
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.hooks import Hook
@@ -32,7 +35,8 @@ class NonFiniteLossError(RuntimeError):
 class FiniteLossHook(Hook):
     """Raise :class:`NonFiniteLossError` at the first non-finite total loss
     (naming the iteration and the non-finite loss terms), and before saving
-    a checkpoint whose weights are not all finite (naming the tensors).
+    a checkpoint whose weights or optimizer state are not all finite
+    (naming the tensors).
 
     Turn it off with ``--cfg-options default_hooks.finite_loss=None``.
     """
@@ -63,14 +67,26 @@ class FiniteLossHook(Hook):
             f'before saving this iteration; {SWITCH} trains on regardless.')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        bad = [
-            name for name, tensor in checkpoint.get('state_dict', {}).items()
-            if torch.is_tensor(tensor) and tensor.is_floating_point()
-            and not torch.isfinite(tensor).all()
-        ]
-        if bad:
-            raise NonFiniteLossError(
-                f'iteration {checkpoint.get("meta", {}).get("iter")}: '
-                f'{len(bad)} weight tensors are not finite, e.g. {bad[:5]}; '
-                'the checkpoint was not saved. '
-                f'{SWITCH} trains on regardless.')
+        for part, what in (('state_dict', 'weight tensors'),
+                           ('optimizer', 'optimizer state tensors')):
+            bad = non_finite_tensors(checkpoint.get(part, {}))
+            if bad:
+                raise NonFiniteLossError(
+                    f'iteration {checkpoint.get("meta", {}).get("iter")}: '
+                    f'{len(bad)} {what} are not finite, e.g. {bad[:5]}; '
+                    'the checkpoint was not saved. '
+                    f'{SWITCH} trains on regardless.')
+
+
+def non_finite_tensors(tree, prefix: str = '') -> List[str]:
+    """The dotted names of the floating-point tensors in a nest of dicts
+    and lists (a state dict, an optimizer's) that hold NaN or inf."""
+    if torch.is_tensor(tree):
+        return [prefix] if tree.is_floating_point() and \
+            not torch.isfinite(tree).all() else []
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) \
+        if isinstance(tree, (list, tuple)) else ()
+    return [
+        name for key, value in items for name in non_finite_tensors(
+            value, f'{prefix}.{key}' if prefix else str(key))
+    ]

@@ -15,9 +15,20 @@ the train loop re-reads the batches it skips: data loaded in worker
 processes (every shipped config) comes from the sampler's and the workers'
 own seeded generators, identical in both runs. With ``num_workers=0`` and
 random transforms the skipped batches draw from the restored state, so
-such a run is not exact. Validation runs between a save and the next
-iteration, so it gets its own copy of the state and gives it back: how
-often a run validates does not change its training randomness.
+such a run is not exact.
+
+Each new pass over the training data (every epoch; an iteration-based
+loop restarts its data loader at the end of the data) draws one number
+from the data loader's ``generator``, torch's global generator when it
+has none. A resumed run makes the passes it skips after the restore, so
+those draws would shift its global random state away from the straight
+run's. ``before_train`` therefore gives a training data loader without a
+generator one of its own, seeded with the run's seed: both runs then draw
+the same sequence from it, and the global state is left to the model.
+
+Validation runs between a save and the next iteration, so it gets its own
+copy of the state and gives it back: how often a run validates does not
+change its training randomness.
 
 Only the main process saves: under DDP every rank restores rank 0's state,
 which is every rank's state unless ``randomness.diff_rank_seed=True`` (then
@@ -33,6 +44,7 @@ from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
+from torch.utils.data import DataLoader
 
 
 def get_random_state() -> dict:
@@ -88,6 +100,9 @@ class RandomStateHook(Hook):
         self._loaded = checkpoint.get('meta', {})
 
     def before_train(self, runner) -> None:
+        loader = runner.train_dataloader
+        if isinstance(loader, DataLoader) and loader.generator is None:
+            loader.generator = torch.Generator().manual_seed(runner.seed)
         meta, self._loaded = self._loaded, None
         if not meta or 'random_state' not in meta or \
                 meta.get('iter') != runner.iter:

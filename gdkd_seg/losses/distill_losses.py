@@ -105,6 +105,12 @@ class _DistillLoss(nn.Module):
         if reduction not in ('mean', 'sum', 'none'):
             raise ValueError("reduction must be 'mean', 'sum' or 'none', "
                              f'got {reduction!r}')
+        if ignore_index is not None and (isinstance(ignore_index, bool) or
+                                         not isinstance(ignore_index, int)):
+            raise TypeError('ignore_index must be an int or None, got '
+                            f'{ignore_index!r}')
+        if not isinstance(loss_name, str):
+            raise TypeError(f'loss_name must be a str, got {loss_name!r}')
         if not loss_name.startswith('loss_'):
             raise ValueError('loss_name must start with "loss_" so mmengine '
                              f'backpropagates it, got {loss_name!r}')
@@ -392,7 +398,8 @@ class DISTLoss(_DistillLoss):
     ``T**2`` to match it).
 
     Args:
-        temperature (float): T > 0. Default 1.0.
+        temperature (float): T in :data:`.partition.TEMPERATURE_RANGE`, as
+            for the KL losses. Default 1.0.
         beta (float): weight of the inter-class term. Default 1.0.
         gamma (float): weight of the intra-class term. Default 1.0.
         per_image_intra (bool): intra-class correlations within each image
@@ -409,9 +416,8 @@ class DISTLoss(_DistillLoss):
                  gamma: float = 1.0, per_image_intra: bool = False,
                  loss_name: str = 'loss_dist', **kwargs) -> None:
         super().__init__(loss_name=loss_name, **kwargs)
-        self.temperature = _check_number('temperature', temperature)
-        if self.temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
+        partition.check_temperature(temperature)
+        self.temperature = float(temperature)
         self.beta = _check_weight('beta', beta)
         self.gamma = _check_weight('gamma', gamma)
         self.per_image_intra = _check_bool('per_image_intra',

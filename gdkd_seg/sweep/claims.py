@@ -33,13 +33,20 @@ class SweepStorageError(RuntimeError):
 def storage_errors(url: str) -> Iterator[None]:
     """Turn a failure to open or write the storage at ``url`` (not a
     database URL, an unknown driver, a corrupt or read-only database) into
-    one :class:`SweepStorageError` that names it."""
+    one :class:`SweepStorageError` that names it (its password masked)."""
     try:
         yield
     except (ImportError, ValueError, sa.exc.SQLAlchemyError) as err:
-        reason = getattr(err, 'orig', None) or err.__cause__ or err
+        reason = str(getattr(err, 'orig', None) or err.__cause__ or err)
+        try:
+            password = sa.engine.make_url(url).password
+        except sa.exc.ArgumentError:  # no URL, so no password field
+            password = None
+        if password:
+            url, reason = (text.replace(password, '***')
+                           for text in (url, reason))
         raise SweepStorageError(
-            f'--storage {url}: {str(reason).splitlines()[0]}') from None
+            f'--storage {url}: {reason.splitlines()[0]}') from None
 
 
 class Claim(NamedTuple):

@@ -9,7 +9,8 @@ import locale
 import math
 import os.path as osp
 import platform
-from typing import IO, Dict, List, Optional, Union
+import statistics
+from typing import IO, Dict, List, Optional, Sequence, Union
 
 import matplotlib
 
@@ -19,9 +20,9 @@ import numpy as np  # noqa: E402
 
 from ..compat import atomic_write_bytes  # noqa: E402
 from .claims import storage_errors  # noqa: E402
-from .study import Sweep, mean_std, open_study  # noqa: E402
-from .study import point_id, rdb_storage, read_points  # noqa: E402
-from .study import short_names  # noqa: E402
+from .naming import point_id, short_names  # noqa: E402
+from .plan import Sweep  # noqa: E402
+from .storage import open_study, rdb_storage, read_points  # noqa: E402
 
 
 def collect_results(sweep: Sweep) -> dict:
@@ -83,6 +84,13 @@ def collect_results(sweep: Sweep) -> dict:
             optuna=optuna.__version__,
             machine=platform.machine()),
         targets=targets)
+
+
+def mean_std(values: Sequence[float]):
+    """Mean and sample standard deviation (None for one value)."""
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return mean, std
 
 
 def best_point(target: dict, mode: str) -> Optional[dict]:

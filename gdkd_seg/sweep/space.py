@@ -6,15 +6,22 @@ component stands for every child at that level that has the rest of the path,
 so ``model.distill_losses.*.k`` sets ``k`` of every distilled head (decode
 and auxiliary) at once. A distiller's ``student``/``teacher`` given as a
 config path is read from that config. Everything here runs before anything
-trains, so bad input fails with a message that names it.
+trains, so bad input fails with a message that names it: a value of a
+distillation loss or of the optimizer is checked by building that part of
+the config with it (one value at a time; a point's combination of values
+is checked when its run builds the model).
 """
 import ast
+import copy
 import math
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.registry import OPTIMIZERS
+from mmseg.registry import MODELS
 
 from ..distillers.base import resolve_model_cfg
 
@@ -108,9 +115,15 @@ def _parse_choices(key: str, texts: Sequence[str],
                    flag: str) -> Tuple[Scalar, ...]:
     values = tuple(parse_value(key, t, flag) for t in texts)
     for i, value in enumerate(values):
-        if value in values[:i] and type(value) in map(type, values[:i]):
+        if _same_kind(value) in map(_same_kind, values[:i]):
             raise SweepSpecError(f'{flag} {key}: {value!r} is listed twice')
     return values
+
+
+def _same_kind(value: Scalar) -> Tuple[type, Scalar]:
+    """A value and its kind, a bare word being a string: ``adaptive`` and
+    ``'adaptive'`` are one value, ``1``, ``1.0`` and ``True`` three."""
+    return (str if isinstance(value, str) else type(value)), value
 
 
 def parse_value(key: str, text: str, flag: str = '--grid') -> Scalar:
@@ -231,12 +244,43 @@ def set_value(cfg: Config, path: Path, value: Any) -> None:
     node[path[-1]] = value
 
 
+# Config parts that build cheaply from their config alone, so a swept value
+# is checked by the component itself: (path prefix, build function).
+_BUILDABLE = (
+    (('model', 'distill_losses', None), lambda part: MODELS.build(part)),
+    (('optim_wrapper', 'optimizer'), lambda part: OPTIMIZERS.build(
+        dict(part, params=[torch.nn.Parameter(torch.zeros(1))]))),
+)
+
+
 def check_value(cfg: Config, key: str, paths: Sequence[Path],
                 value: Scalar) -> None:
-    """A bare word where the config holds a number is a typo, not a value.
+    """Refuse a value that cannot run, before anything trains.
 
-    A quoted string (``"'adaptive'"``) is taken as meant.
+    A bare word where the config holds a number is a typo, not a value (a
+    quoted string, ``"'adaptive'"``, is taken as meant). A value inside a
+    distillation loss or the optimizer is set in a copy of that part of the
+    config, which is then built: the loss's (or optimizer's) own checks
+    name what is wrong (``w2=-1``, ``k=0``, ``lr=-0.1``).
     """
+    _check_bare_word(cfg, key, paths, value)
+    for path in paths:
+        for prefix, build in _BUILDABLE:
+            if len(path) <= len(prefix) or any(
+                    p is not None and p != q for p, q in zip(prefix, path)):
+                continue
+            part = copy.deepcopy(get_value(cfg, path[:len(prefix)]))
+            set_value(part, path[len(prefix):], value)
+            try:
+                build(part)
+            except (TypeError, ValueError, KeyError, AssertionError) as err:
+                raise SweepSpecError(
+                    f'{key}={value!r}: {".".join(map(str, path))} is '
+                    f'refused by {part.get("type")}: {err}') from None
+
+
+def _check_bare_word(cfg: Config, key: str, paths: Sequence[Path],
+                     value: Scalar) -> None:
     if not isinstance(value, BareWord):
         return
     for path in paths:

@@ -16,7 +16,8 @@ import sys
 
 from mmengine.utils import scandir
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(
+    0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'misc'))
 from mmseg_tool import find_tool  # noqa: E402
 
 

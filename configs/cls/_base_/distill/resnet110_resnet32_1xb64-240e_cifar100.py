@@ -2,7 +2,8 @@
 # data, schedule and runtime. Method configs fill in `distill_losses`.
 # The teacher: train configs/cls/baselines/resnet110_1xb64-240e_cifar100.py
 # first, or convert mdistiller's released teacher with
-# tools/convert_mdistiller_cifar.py and point teacher_ckpt at it.
+# tools/model_converters/convert_mdistiller_cifar.py and point teacher_ckpt at
+# it.
 _base_ = '../../baselines/resnet32_1xb64-240e_cifar100.py'
 model = dict(
     _delete_=True,

@@ -1,7 +1,7 @@
 # The Fashion-MNIST teacher -> student, on the student's data and recipe
 # (mirrors configs/cls/_base_/distill/). Method configs fill in
-# distill_losses; tools/cls_fashion_mnist_sweep.py points teacher_ckpt at
-# the teacher it trained.
+# distill_losses; tools/analysis_tools/cls_fashion_mnist_sweep.py points
+# teacher_ckpt at the teacher it trained.
 _base_ = '../student_resnet8w4_1xb64-5e_fashion-mnist-5k.py'
 model = dict(
     _delete_=True,

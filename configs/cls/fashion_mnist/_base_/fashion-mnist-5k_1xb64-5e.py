@@ -3,7 +3,8 @@
 # train on the first 5,000 training images for 5 epochs (SGD momentum 0.9,
 # wd 5e-4, lr 0.05 cosine to 0), test on all 10,000 test images. The files
 # come from Debian's dataset-fashion-mnist package
-# (`bash tools/get_fashion_mnist.sh`); nothing is downloaded.
+# (`bash tools/dataset_converters/get_fashion_mnist.sh`); nothing is
+# downloaded.
 _base_ = 'mmpretrain::_base_/default_runtime.py'
 custom_imports = dict(imports=['gdkd_seg.cls'], allow_failed_imports=False)
 

@@ -1,6 +1,6 @@
 """Run one of mmseg's own tools with gdkd_seg's compatibility layer.
 
-    python tools/mmseg_tool.py TOOL [tool args...]
+    python tools/misc/mmseg_tool.py TOOL [tool args...]
 
 TOOL is a script of the tools mmseg ships in its package (``mmseg/.mim/
 tools``), by name or relative path: ``get_flops``, ``benchmark``,
@@ -8,7 +8,7 @@ tools``), by name or relative path: ``get_flops``, ``benchmark``,
 ``analysis_tools/browse_dataset.py``, ... It runs as ``python TOOL.py
 args...`` would (``mim run mmseg TOOL`` does the same), after ``import
 gdkd_seg``, without which mmseg does not import with mmcv-lite. Give these
-tools a plain config: ``tools/student_config.py`` writes a distiller's.
+tools a plain config: ``tools/misc/student_config.py`` writes a distiller's.
 """
 import glob
 import importlib.util

@@ -2,9 +2,9 @@
 KD, DKD, GDKD, GDKD3, DIST and LSKD over seeds (tools/sweep.py); report
 test top-1.
 
-    bash tools/get_fashion_mnist.sh          # once: data/fashion_mnist
-    python tools/cls_fashion_mnist_sweep.py [--seeds 0 1 2] [--threads 1]
-        [--doc docs/classification.md]
+    bash tools/dataset_converters/get_fashion_mnist.sh  # once
+    python tools/analysis_tools/cls_fashion_mnist_sweep.py \\
+        [--seeds 0 1 2] [--threads 1] [--doc docs/classification.md]
 
 The same as
 
@@ -32,7 +32,7 @@ import statistics
 import subprocess
 import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = 'configs/cls/fashion_mnist'
 SUFFIX = '1xb64-5e_fashion-mnist-5k.py'
 TEACHER = 'teacher_resnet8w8_1xb64-10e_fashion-mnist-5k.py'
@@ -120,7 +120,8 @@ def main():
     os.chdir(ROOT)
     if not osp.isfile('data/fashion_mnist/train-images-idx3-ubyte'):
         raise SystemExit('Fashion-MNIST is not in data/fashion_mnist: run '
-                         '`bash tools/get_fashion_mnist.sh` first.')
+                         '`bash tools/dataset_converters/get_fashion_mnist.sh`'
+                         ' first.')
     os.environ['OMP_NUM_THREADS'] = str(args.threads)
     if not osp.isfile(TEACHER_CKPT):
         subprocess.run([

@@ -2,8 +2,9 @@
 
 Example::
 
-    python tools/generate_synthetic_cityscapes.py data/synthetic_cityscapes \\
-        --num-train 300 --num-val 60 --height 128 --width 256
+    python tools/dataset_converters/generate_synthetic_cityscapes.py \\
+        data/synthetic_cityscapes --num-train 300 --num-val 60 \\
+        --height 128 --width 256
 
 ``--montage out.png`` also writes a figure of the first training images next
 to their labels in mmseg's Cityscapes palette (ignore in black).

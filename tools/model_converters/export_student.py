@@ -1,6 +1,6 @@
 """Export a distilled student as a plain mmseg checkpoint (and config).
 
-    python tools/export_student.py CONFIG CHECKPOINT OUT.pth \
+    python tools/model_converters/export_student.py CONFIG CHECKPOINT OUT.pth \
         [--out-config OUT.py]
 
 CONFIG is the distillation config the checkpoint was trained with: gdkd_seg's
@@ -10,7 +10,7 @@ dict or ``cfg_path``). OUT.pth holds the student's weights and the
 checkpoint's meta less ``meta['config']`` (a Python config string of
 mmcv-era checkpoints); the config ``--out-config`` writes is the student's
 plain model with the distillation config's data, schedule and runtime,
-without the distiller's imports (``tools/student_config.py`` writes the
+without the distiller's imports (``tools/misc/student_config.py`` writes the
 same config without a checkpoint).
 Both load with mmseg's own ``tools/test.py`` and ``init_model``.
 """

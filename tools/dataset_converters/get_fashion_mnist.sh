@@ -4,12 +4,12 @@
 # files, 60k train + 10k test images). mmpretrain's FashionMNIST dataset reads
 # the uncompressed IDX files and would try to download them otherwise.
 #
-#   bash tools/get_fashion_mnist.sh [DEST]      (default DEST: data/fashion_mnist)
+#   bash tools/dataset_converters/get_fashion_mnist.sh [DEST]      (default DEST: data/fashion_mnist)
 #
 # Installs the package with apt-get when run as root and it is missing;
 # otherwise says what to run. FASHION_MNIST_SRC overrides the source folder.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 SRC=${FASHION_MNIST_SRC:-/usr/share/datasets/fashion-mnist}
 DEST=${1:-data/fashion_mnist}
 FILES="train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte"

@@ -3,7 +3,7 @@ resnet110, resnet32x4, wrn_40_2, vgg13, ResNet50) to an mmpretrain
 checkpoint for the configs in configs/cls/baselines/ (CifarResNet,
 CifarWideResNet, CifarVGG, ResNet_CIFAR).
 
-    python tools/convert_mdistiller_cifar.py \
+    python tools/model_converters/convert_mdistiller_cifar.py \
         download_ckpts/cifar_teachers/resnet32x4_vanilla/ckpt_epoch_240.pth \
         work_dirs/resnet32x4_1xb64-240e_cifar100/epoch_240.pth
 

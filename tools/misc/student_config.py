@@ -1,13 +1,14 @@
 """Write the plain student config of a distillation config.
 
-    python tools/student_config.py CONFIG -o student.py [--cfg-options k=v]
+    python tools/misc/student_config.py CONFIG -o student.py \\
+        [--cfg-options k=v]
 
 mmseg's own tools (``get_flops.py``, ``benchmark.py``, ``print_config.py``,
 ``browse_dataset.py``, ``confusion_matrix.py``, ``test.py``) build
 ``cfg.model``, which in a distillation config is the whole distiller. The
 written config has the student segmentor as its model, the distillation
 config's data, schedule and runtime, and none of the distiller's imports;
-run those tools on it, e.g. through ``tools/mmseg_tool.py``. Works for
+run those tools on it, e.g. through ``tools/misc/mmseg_tool.py``. Works for
 gdkd_seg's distillers and mmrazor's ``SingleTeacherDistill``; a plain config
 is written back unchanged. ``--cfg-options`` are applied first (some of
 mmseg's tools take none).

@@ -1,0 +1,12 @@
+_base_ = '../_base_/distill/deeplabv3-r101_deeplabv3-mobilenetv2_8xb2-40k_cityscapes-512x1024.py'  # noqa: E501
+# DIST with the official segmentation setting beta=1, gamma=1, T=1
+# (the default method of ZaberKo/seg-gdkd, losses/distiller/dist.py;
+# hunto/DIST_KD segmentation/losses/dist_kd.py): inter-class plus
+# intra-class relation, over the whole batch.
+distill_loss = dict(
+    type='DISTLoss', beta=1.0, gamma=1.0, temperature=1.0,
+    per_image_intra=False)
+# Decode-head logits at 1/8 resolution only: the official trainer gives
+# MobileNetV2 students no auxiliary head (ZaberKo/seg-gdkd, train_kd.py;
+# the student config drops mmseg's).
+model = dict(distill_losses=dict(decode_head=distill_loss))
