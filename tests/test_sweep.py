@@ -194,6 +194,17 @@ def test_a_bad_storage_or_work_dir_ends_in_one_line(tmp_path):
         assert 's3cret' not in str(err.value.code)
 
 
+def test_a_storage_password_is_masked_as_written_in_the_url():
+    """make_url decodes 'p%40ss' to 'p@ss': both forms are masked."""
+    from gdkd_seg.sweep.claims import SweepStorageError, storage_errors
+    url = 'postgresql://bob:p%40ss@localhost:1/db'
+    with pytest.raises(SweepStorageError) as err:
+        with storage_errors(url):
+            raise ValueError(f'cannot connect to {url} (password p@ss)')
+    assert 'p%40ss' not in str(err.value) and 'p@ss' not in str(err.value)
+    assert 'bob:***@localhost' in str(err.value)
+
+
 def test_points_that_read_alike_never_share_a_folder(tmp_path, monkeypatch):
     monkeypatch.setenv('FAKE_TRAIN_LOG', str(tmp_path / 'runs.jsonl'))
     work = tmp_path / 'sweep'

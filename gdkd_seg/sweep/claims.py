@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from urllib.parse import quote
 from typing import Iterator, NamedTuple, Optional
 
 import sqlalchemy as sa
@@ -42,9 +43,10 @@ def storage_errors(url: str) -> Iterator[None]:
             password = sa.engine.make_url(url).password
         except sa.exc.ArgumentError:  # no URL, so no password field
             password = None
-        if password:
-            url, reason = (text.replace(password, '***')
-                           for text in (url, reason))
+        if password:  # as decoded and as written in the URL (p%40ss)
+            for shown in {password, quote(password, safe='')}:
+                url, reason = (text.replace(shown, '***')
+                               for text in (url, reason))
         raise SweepStorageError(
             f'--storage {url}: {reason.splitlines()[0]}') from None
 
