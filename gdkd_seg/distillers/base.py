@@ -22,6 +22,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from ..compat import local_file_problem
+from ..engine.finite_loss_hook import non_finite_tensors
 
 ModelSpec = Union[str, dict, ConfigDict]
 
@@ -121,10 +122,7 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
             f'{len(keys.unexpected_keys)} unexpected keys, e.g. '
             f'{keys.unexpected_keys[:5]}',
             logger='current')
-    non_finite = [
-        name for name, tensor in teacher.state_dict().items()
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
-    ]
+    non_finite = non_finite_tensors(teacher.state_dict())
     if non_finite:
         raise ValueError(
             f'teacher checkpoint {path!r} holds NaN or inf in '

@@ -50,6 +50,8 @@ class FiniteLossHook(Hook):
             outputs: Optional[Dict[str, torch.Tensor]] = None) -> None:
         if not outputs:
             return
+        if 'loss' in outputs and math.isfinite(float(outputs['loss'])):
+            return  # the usual case: one host read, the total's
         values = {
             k: float(torch.as_tensor(v).detach())
             for k, v in outputs.items() if 'loss' in k
