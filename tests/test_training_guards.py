@@ -133,6 +133,20 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert saved(tmp_path) == []
 
 
+def test_non_finite_weights_stop_every_rank_not_only_the_saving_one(
+        tmp_path):
+    """Runner.save_checkpoint runs on the main process only: a rank that
+    does not save must stop at the same iteration, not wait for rank 0."""
+    model = Spare()
+    with torch.no_grad():
+        model.spare[1] = float('inf')
+    runner = guarded_runner(tmp_path, model=model)
+    runner.save_checkpoint = lambda *args, **kwargs: None  # not rank 0
+    with pytest.raises(NonFiniteLossError,
+                       match=r"iteration 1: 1 weight tensors are not finite"):
+        runner.train()
+
+
 class Huge(Toy):
     """A finite loss of about 1e30: Adam's squared gradient overflows
     while its normalised step, and so the weights, stay finite."""
