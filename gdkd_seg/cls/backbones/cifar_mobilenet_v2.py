@@ -17,6 +17,8 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from .utils import stage_outputs
+
 #: (channels, blocks, stride) per stage; the first stage has expansion 1,
 #: the others ``expand_ratio``.
 STAGES = ((16, 1, 1), (24, 2, 1), (32, 3, 2), (64, 4, 2), (96, 3, 1),
@@ -98,10 +100,4 @@ class CifarMobileNetV2(BaseModule):
         self.out_indices = tuple(out_indices)
 
     def forward(self, x: Tensor) -> tuple:
-        x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return stage_outputs(self.stem(x), self.stages, self.out_indices)

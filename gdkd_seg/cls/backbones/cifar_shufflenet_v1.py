@@ -20,6 +20,8 @@ from mmpretrain.models.utils import channel_shuffle
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from .utils import stage_outputs
+
 STEM_CHANNELS = 24
 
 
@@ -106,10 +108,4 @@ class CifarShuffleNetV1(BaseModule):
         self.out_indices = tuple(out_indices)
 
     def forward(self, x: Tensor) -> tuple:
-        x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return stage_outputs(self.stem(x), self.stages, self.out_indices)

@@ -16,6 +16,8 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from .utils import stage_outputs
+
 #: (output channels, stride) of the 13 depthwise-separable blocks.
 BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
           (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2),
@@ -59,9 +61,4 @@ class MobileNetV1(BaseModule):
         self.out_indices = tuple(out_indices)
 
     def forward(self, x: Tensor) -> tuple:
-        outs = []
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        return stage_outputs(x, self.layers, self.out_indices)
