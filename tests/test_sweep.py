@@ -259,6 +259,20 @@ def test_a_run_stopped_by_a_non_finite_loss_is_a_failed_point(
     assert run_sweep(sweep, log=lines.append) == 0
 
 
+def test_a_seed_without_a_finite_validation_ends_its_point(
+        tmp_path, monkeypatch):
+    """Its mean is NaN whatever the other seeds give: they are not run."""
+    monkeypatch.setenv('FAKE_TRAIN_LOG', str(tmp_path / 'runs.jsonl'))
+    monkeypatch.setenv('FAKE_TRAIN_NAN', '1')
+    sweep = plan_sweep([GDKD], [parse_grid(f'{K}=1,3')], [0, 1],
+                       str(tmp_path / 'sweep'), train_script=FAKE_TRAIN)
+    lines = []
+    assert run_sweep(sweep, log=lines.append) == 2  # one seed per point
+    assert any('seed 0 has no finite validation' in line for line in lines)
+    for point in collect_results(sweep)['targets'][0]['points']:
+        assert not point['mean'] == point['mean']  # NaN, never a score
+
+
 def test_keys_reach_both_heads_and_a_teacher_given_as_a_config_path():
     from mmengine.config import Config
     cfg = Config.fromfile(GDKD)

@@ -181,12 +181,14 @@ class _StudyWorker:
             trained += 1
             self.progress.finished(seeds[seed]['seconds'])
             trial.set_user_attr('seeds', {str(s): r for s, r in seeds.items()})
-            if 'diverged' in seeds[seed]:
+            if not math.isfinite(seeds[seed]['value']):
                 # A failed point, never a score (its mean is NaN); the other
                 # seeds would not change that.
+                reason = seeds[seed].get('diverged')
                 self.progress.line(
-                    f'{title}: seed {seed} stopped at a non-finite loss: '
-                    f'{seeds[seed]["diverged"]}')
+                    f'{title}: seed {seed} ' +
+                    (f'stopped at a non-finite loss: {reason}' if reason
+                     else 'has no finite validation'))
                 return trained, float('nan')
             self.progress.line(
                 f'{title}: seed {seed} {self.target.metric} '
